@@ -1,0 +1,141 @@
+# butte -- build, test and run a small Mesos-style cluster manager.
+#
+#   make            the four binaries and the fuzz targets into build/
+#   make deps       install the Debian packages that are missing (needs root)
+#   make test       deps, build, unit and integration tests
+#   make sanitize   the whole suite again under ASan and UBSan (build-san/)
+#   make demo       deps, build, start a local cluster and deploy an example
+#   make fuzz       build the fuzz targets (libFuzzer with FUZZER=libfuzzer)
+#   make clean
+#
+# BUILD selects the output folder; SAN=1 builds with the sanitizers.
+
+BUILD    ?= build
+SAN      ?=
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+PKGS     := libevent libevent_pthreads jansson libcurl libprotobuf-c sqlite3 libseccomp
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
+             -Icommon -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+ifeq ($(SAN),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+PROTOS      := $(wildcard proto/*.proto)
+GEN_C       := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H       := $(GEN_C:.c=.h)
+COMMON_SRC  := $(wildcard common/*.c)
+MASTER_SRC  := $(wildcard master/*.c)
+AGENT_SRC   := $(wildcard agent/*.c)
+RELAY_SRC   := $(wildcard framework/relay/*.c)
+CLI_SRC     := $(wildcard framework/cli/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB         := $(BUILD)/libbutte.a
+BINS        := $(BUILD)/butte-master $(BUILD)/butte-agent $(BUILD)/butte-relay $(BUILD)/butte
+UNITS       := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all deps test check unit integration sanitize fuzz demo clean bench
+.SECONDARY:
+
+all: $(BINS) $(FUZZERS) $(UNITS)
+
+# --- generated protobuf-c code (never committed) ---
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+$(LIB): $(call obj,$(COMMON_SRC)) $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/butte-master: $(call obj,$(MASTER_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/butte-agent: $(call obj,$(AGENT_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/butte-relay: $(call obj,$(RELAY_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/butte: $(call obj,$(CLI_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: one cmocka program per module; a test may #include the .c it tests.
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+# Fuzz targets: built by every make with a standalone driver that replays files;
+# FUZZER=libfuzzer builds them for real fuzzing with clang.
+ifeq ($(FUZZER),libfuzzer)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	clang $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB) $(LDLIBS)
+else
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/driver.c $(LIB) $(LDLIBS)
+endif
+
+fuzz: $(FUZZERS)
+
+# --- dependencies: Debian packages, installed only when missing ---
+DEB_PKGS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libevent-dev \
+            libjansson-dev libcurl4-openssl-dev libsqlite3-dev libseccomp-dev libcmocka-dev \
+            python3 python3-pytest python3-requests python3-marathon busybox-static \
+            procps iproute2 curl
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install packages" >&2; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+# --- tests ---
+unit: $(UNITS) $(FUZZERS)
+	@fail=0; for t in $(UNITS); do echo "== $$t"; $$t || fail=1; done; \
+	for f in $(FUZZERS); do n=$$(basename $$f); \
+	    if [ -d tests/fuzz/corpus/$$n ]; then $$f tests/fuzz/corpus/$$n >/dev/null || fail=1; fi; done; \
+	exit $$fail
+
+integration: $(BINS)
+	BUTTE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+check: all
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+
+test: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory check
+
+sanitize: deps
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) --no-print-directory BUILD=build-san SAN=1 check
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	@sh docs/examples/demo.sh $(BUILD)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

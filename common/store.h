@@ -1,0 +1,35 @@
+/*
+ * store.h -- the embedded state store: namespaced keys and values in SQLite.
+ *
+ * Each daemon keeps what must survive a restart here: the master its agent
+ * registry, relay its framework id, apps, versions and tasks, the agent its
+ * id and checkpointed tasks. Every write is a transaction; several writes
+ * can be grouped with begin/commit so that they land together or not at
+ * all. The database runs in WAL mode with synchronous=FULL.
+ */
+#ifndef BT_STORE_H
+#define BT_STORE_H
+
+#include <stddef.h>
+
+struct bt_store;
+
+/* open or create the database file; NULL with *cause */
+struct bt_store *bt_store_open(const char *path, char **cause);
+void bt_store_close(struct bt_store *s);
+
+int bt_store_put(struct bt_store *s, const char *ns, const char *key, const void *value,
+    size_t len, char **cause);
+/* 0 and a heap copy (NUL-terminated; caller frees) when found, 1 when absent, -1 on error */
+int bt_store_get(struct bt_store *s, const char *ns, const char *key, char **value, size_t *len);
+int bt_store_delete(struct bt_store *s, const char *ns, const char *key, char **cause);
+/* every key of ns in key order; a callback returning non-zero stops the walk */
+typedef int (*bt_store_each_cb)(const char *key, const char *value, size_t len, void *arg);
+int bt_store_foreach(struct bt_store *s, const char *ns, bt_store_each_cb cb, void *arg);
+
+/* group writes; transactions do not nest */
+int bt_store_begin(struct bt_store *s, char **cause);
+int bt_store_commit(struct bt_store *s, char **cause);
+void bt_store_rollback(struct bt_store *s);
+
+#endif

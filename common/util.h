@@ -1,0 +1,31 @@
+/*
+ * util.h -- time, small string helpers and file writes used everywhere.
+ */
+#ifndef BT_UTIL_H
+#define BT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* wall clock in seconds since the epoch, and a monotonic clock in seconds */
+double bt_now(void);
+double bt_monotonic(void);
+/* ISO-8601 UTC with milliseconds and 'Z', e.g. 2014-03-01T23:42:20.938Z */
+void bt_time_iso8601(double t, char out[32]);
+/* parse the format above (or without milliseconds); -1 when malformed */
+int bt_time_parse_iso8601(const char *s, double *t);
+/* a struct timeval for event_add() from seconds */
+struct timeval bt_timeval(double seconds);
+
+bool bt_str_has_prefix(const char *s, const char *prefix);
+bool bt_str_has_suffix(const char *s, const char *suffix);
+
+/* write a whole file atomically: temporary file, fsync, rename, fsync dir */
+int bt_write_file_atomic(const char *path, const void *data, size_t len, char **cause);
+/* read a whole file (NUL-terminated); caller frees; -1 with cause */
+int bt_read_file(const char *path, char **data, size_t *len, char **cause);
+/* mkdir -p */
+int bt_mkdirs(const char *path, int mode, char **cause);
+
+#endif
