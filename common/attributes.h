@@ -29,6 +29,8 @@ void bt_attributes_release(struct bt_attributes *a);
 void bt_attributes_copy(struct bt_attributes *dst, const struct bt_attributes *src);
 /* -1 with *cause, e.g. "unable to parse attributes 'rack': missing ':'" */
 int bt_attributes_parse(struct bt_attributes *a, const char *text, char **cause);
+/* "rack:abc;level:10;keys:[1000-1500]", which bt_attributes_parse reads back; caller frees */
+char *bt_attributes_format(const struct bt_attributes *a);
 /* set or replace one text attribute (used for the detected "arch") */
 void bt_attributes_set_text(struct bt_attributes *a, const char *name, const char *text);
 const struct bt_attribute *bt_attributes_find(const struct bt_attributes *a, const char *name);

@@ -75,4 +75,13 @@ int bt_value_from_pb_parts(struct bt_value *v, Mesos__V1__Value__Type type,
     const Mesos__V1__Value__Scalar *scalar, const Mesos__V1__Value__Ranges *ranges,
     const Mesos__V1__Value__Set *set, const Mesos__V1__Value__Text *text, char **cause);
 
+/*
+ * The reverse: heap sub-messages for v's type (the others left NULL), each
+ * piece separately allocated so protobuf_c_message_free_unpacked() of the
+ * enclosing message frees them.
+ */
+void bt_value_to_pb_parts(const struct bt_value *v, Mesos__V1__Value__Scalar **scalar,
+    Mesos__V1__Value__Ranges **ranges, Mesos__V1__Value__Set **set,
+    Mesos__V1__Value__Text **text);
+
 #endif

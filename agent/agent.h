@@ -1,0 +1,203 @@
+/*
+ * agent.h -- butte-agent: the state of one agent and the prototypes of its parts.
+ *
+ * The agent subscribes to the master (master_link.c), runs the tasks the
+ * master launches as supervised process trees in sandbox directories
+ * (containerizer.c), reports their states with reliable, acknowledged status
+ * updates (updates.c), checkpoints everything to its work dir so that a
+ * restart loses nothing (checkpoint.c), detects the resources the operator
+ * did not name (detect.c) and serves /state, /health and the sandbox files
+ * (http.c, files.c). main.c holds the flag table, the loop and the signals.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "attributes.h"
+#include "butte.pb-c.h"
+#include "flags.h"
+#include "mesos.pb-c.h"
+#include "resources.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                      \
+	for ((var) = TAILQ_FIRST(head);                                 \
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);      \
+	    (var) = (tvar))
+#endif
+
+#define AGENT_VERSION           "1.11.0"
+#define AGENT_DEFAULT_PORTS     "[31000-32000]"
+#define AGENT_COMPLETED_MAX     100     /* finished tasks kept for /state */
+
+struct agent_link;
+
+/* One task, from launch until its terminal update is acknowledged. */
+struct agent_task {
+	TAILQ_ENTRY(agent_task) entry;
+	struct agent *agent;
+
+	char *container_id;             /* the run's uuid; names the run dirs */
+	char *framework_id;
+	char *task_id;
+	Mesos__V1__TaskInfo *info;      /* unpacked; owned */
+	Mesos__V1__FrameworkInfo *framework;    /* unpacked; owned */
+	char *sandbox;                  /* .../executors/<task>/runs/<cid> */
+	char *run_dir;                  /* <work_dir>/meta/runs/<cid>: checkpoint, exit status */
+
+	pid_t supervisor_pid;           /* 0 until forked */
+	unsigned long long supervisor_start;    /* /proc start time, against pid reuse */
+	pid_t task_pid;                 /* leader of the task's process group */
+	bool child;                     /* the supervisor is our child (SIGCHLD) */
+	bool ended;                     /* the supervisor is gone; the final state is known */
+	double launched;                /* wall clock */
+
+	int state;                      /* latest TaskState */
+	Mesos__V1__TaskStatus **statuses;       /* every update, in order; owned */
+	size_t nstatuses;
+	size_t acked;                   /* statuses[0..acked) are acknowledged */
+	struct event *retry_ev;
+	double retry_interval;
+
+	bool killing;
+	bool forget;                    /* framework shut down: drop once ended, acked or not */
+	double kill_grace;              /* seconds between SIGTERM and SIGKILL */
+	struct event *kill_ev;
+
+	int exec_fd;                    /* launch pipe: task pid, exec errors; -1 when closed */
+	struct event *exec_ev;
+	int exec_errno;                 /* the task could not start: errno */
+	int setup_stage;                /* 0 when exec failed, else the sandbox step that did */
+	int pidfd;                      /* recovered supervisors: pidfd, or -1 */
+	struct event *watch_ev;         /* pidfd readable, or a 1 s polling timer */
+};
+
+TAILQ_HEAD(agent_tasks, agent_task);
+
+struct agent {
+	struct event_base *base;
+	struct bt_http_server *http;
+	struct bt_http_client *client;
+	struct agent_link *link;
+	const struct bt_flag *flag_table;
+
+	/* flags */
+	char *master;
+	char *ip;
+	int port;
+	char *hostname;
+	char *work_dir;
+	char *resources_flag;
+	char *attributes_flag;
+	char *log_level;
+	double backoff_factor;
+	double kill_grace;
+	char *containerizers;
+	char *isolation;
+
+	/* derived */
+	char *master_url;               /* http://host:port */
+	char *endpoint;                 /* ip:port others use to reach this agent */
+	struct bt_resources resources;  /* total, after detection */
+	struct bt_attributes attributes;
+	char *agent_id;                 /* NULL until the first SUBSCRIBED */
+	double start_time;
+
+	struct agent_tasks tasks;
+	struct agent_tasks graveyard;   /* removed tasks, freed from graveyard_ev */
+	struct event *graveyard_ev;
+	json_t *completed;              /* forgotten tasks for /state, newest last */
+	void *seccomp;                  /* scmp_filter_ctx, or NULL */
+	int lock_fd;                    /* flock on <work_dir>/meta/agent.lock, or -1 */
+
+	struct event *sigchld_ev, *sigterm_ev, *sigint_ev, *sigusr1_ev;
+	struct event *drain_ev;         /* SIGUSR1: waits for tasks to end */
+	double drain_deadline;
+	double drain_ended;             /* when the last task ended, or 0 */
+	bool draining;
+};
+
+/* main.c */
+void agent_exit_loop(struct agent *a);
+
+/* detect.c -- resources and attributes the operator did not give */
+int agent_detect_resources(struct bt_resources *r, const char *work_dir, char **cause);
+const char *agent_detect_arch(void);
+int agent_setup_resources(struct agent *a, char **cause);
+
+/* master_link.c -- the subscription and calls to the master */
+struct agent_link *agent_link_new(struct agent *a);
+void agent_link_free(struct agent_link *l);
+void agent_link_start(struct agent_link *l);
+bool agent_link_subscribed(const struct agent_link *l);
+const char *agent_link_master_hostname(const struct agent_link *l);
+/* send an UPDATE call for this status (no retry here; updates.c retries) */
+void agent_link_send_update(struct agent_link *l, const char *framework_id,
+    Mesos__V1__TaskStatus *status);
+
+/* updates.c -- the status update manager */
+/* append a new update (fresh uuid unless no_uuid) and send it when it is first in line */
+void agent_update_new(struct agent_task *t, Mesos__V1__TaskState state, const char *message,
+    int reason);
+void agent_update_ack(struct agent *a, const char *framework_id, const char *task_id,
+    const uint8_t *uuid, size_t uuid_len);
+/* resend the first unacknowledged update of every task (after SUBSCRIBED) */
+void agent_updates_resend(struct agent *a);
+/* send one update without uuid that is never retried (TASK_LOST for unknown kills) */
+void agent_update_send_once(struct agent *a, const char *framework_id, const char *task_id,
+    Mesos__V1__TaskState state, const char *message, int reason);
+void agent_updates_start_retry(struct agent_task *t);
+bool agent_task_pending(const struct agent_task *t);
+bool agent_state_terminal(int state);
+const char *agent_state_name(int state);
+
+/* containerizer.c -- the process containerizer */
+int agent_containerizer_init(struct agent *a);
+void agent_containerizer_release(struct agent *a);
+void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch);
+void agent_kill(struct agent *a, const char *framework_id, const char *task_id,
+    Mesos__V1__KillPolicy *policy);
+void agent_kill_task(struct agent_task *t, double grace);
+void agent_shutdown_framework(struct agent *a, const char *framework_id);
+void agent_reap_children(struct agent *a);
+void agent_recover_task(struct agent_task *t);
+struct agent_task *agent_task_find(struct agent *a, const char *framework_id, const char *task_id);
+/* drop a task whose terminal update was acknowledged and whose process ended */
+void agent_task_maybe_remove(struct agent_task *t);
+void agent_task_free(struct agent_task *t);
+size_t agent_tasks_alive(const struct agent *a);
+/* "state" and start time of a process from /proc; -1 when it does not exist */
+int agent_proc_start_time(pid_t pid, unsigned long long *start);
+void agent_exec_pipe_cb(evutil_socket_t fd, short what, void *arg);
+int agent_exec_pipe_read(struct agent_task *t);
+char *agent_launch_error(const struct agent_task *t);
+
+/* env.c -- the environment and argv a task is started with */
+char **agent_task_env(struct agent_task *t);
+void agent_strv_free(char **v);
+
+/* checkpoint.c -- the work dir's meta state */
+int agent_checkpoint_init(struct agent *a, char **cause);
+int agent_checkpoint_save_id(struct agent *a, char **cause);
+int agent_checkpoint_task(struct agent_task *t);
+void agent_checkpoint_remove(struct agent_task *t);
+/* read every checkpointed task into a->tasks (not yet recovered) */
+int agent_checkpoint_load(struct agent *a, char **cause);
+
+/* http.c -- /state, /health, /flags, /version, /monitor/statistics */
+int agent_http_init(struct agent *a, char **cause);
+json_t *agent_task_json(const struct agent_task *t);
+json_t *agent_executor_json(const struct agent_task *t);
+json_t *agent_framework_json(const struct agent_task *t);
+
+/* files.c -- /files/read and /files/browse */
+void agent_files_routes(struct agent *a);
+
+#endif

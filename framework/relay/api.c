@@ -1,0 +1,554 @@
+/*
+ * api.c -- the Marathon v2 REST API on common/http_server.
+ *
+ * Routes: /v2/apps (create, list, get, update, scale, delete, restart,
+ * versions; app tasks are in api_tasks.c), /v2/tasks, /v2/deployments,
+ * /v2/queue, /v2/groups (read-only root group), /v2/info, /v2/leader,
+ * /ping and /metrics; any other path is 404 {"message":"URI not found"}.
+ * Every change makes a deployment, which stays listed until the app has
+ * its instances of the new version running (or, for a delete, no task
+ * left), then vanishes. Errors use Marathon's codes and bodies.
+ */
+#include "relay.h"
+
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- replies ---- */
+
+void relay_api_reply(struct evhttp_request *req, int code, json_t *body)
+{
+	struct relay *r = relay_main;
+	char *leader = xasprintf("http://%s:%d", r->cfg.hostname, r->cfg.http_port);
+
+	/* 15 significant digits: "cpus":0.1 rather than 0.10000000000000001 */
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+
+	bt_http_add_header(req, "X-Marathon-Leader", leader);
+	bt_http_reply(req, code, "application/json", text, strlen(text));
+	free(text);
+	free(leader);
+	json_decref(body);
+}
+
+void relay_api_not_found(struct evhttp_request *req, const char *id)
+{
+	bt_http_error(req, 404, "App '%s' does not exist", id);
+}
+
+void relay_api_reply_error(struct evhttp_request *req, int code, json_t *err)
+{
+	bt_http_reply_json(req, code, err);
+}
+
+void relay_api_reply_dr(struct evhttp_request *req, int code, const struct relay_deployment *d,
+    const char *location)
+{
+	bt_http_add_header(req, "Marathon-Deployment-Id", d->id);
+	if (location != NULL)
+		bt_http_add_header(req, "Location", location);
+	relay_api_reply(req, code, json_pack("{s:s, s:s}", "deploymentId", d->id, "version", d->version));
+}
+
+void relay_api_not_allowed(struct evhttp_request *req)
+{
+	bt_http_error(req, 405, "HTTP 405 Method Not Allowed");
+}
+
+/* the body as JSON; on failure the reply is sent and NULL returned */
+json_t *relay_api_read_body(struct evhttp_request *req)
+{
+	size_t len;
+	const char *body = bt_http_body(req, &len);
+	char *ct = bt_http_content_type(req), *cause = NULL;
+	json_t *j = NULL;
+
+	if (ct != NULL && strcmp(ct, "application/json") != 0 && strcmp(ct, "text/json") != 0) {
+		bt_http_error(req, 415, "Unsupported media type '%s': send 'application/json'", ct);
+		goto out;
+	}
+	if (len == 0) {
+		relay_api_reply_error(req, 400, json_pack("{s:s, s:s}", "message", "Invalid JSON",
+		    "details", "No content to map due to end-of-input"));
+		goto out;
+	}
+	j = bt_json_parse(body, len, &cause);
+	if (j == NULL) {
+		relay_api_reply_error(req, 400, json_pack("{s:s, s:s}", "message", "Invalid JSON",
+		    "details", cause ? cause : "unable to parse"));
+		free(cause);
+	}
+out:
+	free(ct);
+	return j;
+}
+
+char *relay_api_now(void)
+{
+	char buf[32];
+
+	bt_time_iso8601(bt_now(), buf);
+	return xstrdup(buf);
+}
+
+static bool embed_has(const struct evkeyvalq *q, const char *what)
+{
+	const struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, q, next)
+		if (strcmp(kv->key, "embed") == 0 && strstr(kv->value, what) != NULL)
+			return true;
+	return false;
+}
+
+/* ---- deployments ---- */
+
+struct relay_deployment *relay_deployment_new(struct relay *r, const char *app_id,
+    enum relay_action action, const char *version)
+{
+	struct relay_deployment *d, *next;
+
+	for (d = TAILQ_FIRST(&r->deployments); d != NULL; d = next) {
+		next = TAILQ_NEXT(d, entry);
+		if (strcmp(d->app_id, app_id) == 0) {
+			if (d->with_start && action != RELAY_STOP)
+				action = RELAY_START;
+			TAILQ_REMOVE(&r->deployments, d, entry);
+			free(d->id);
+			free(d->version);
+			free(d->app_id);
+			free(d);
+		}
+	}
+	d = xcalloc(1, sizeof *d);
+	d->id = bt_uuid_new();
+	d->version = xstrdup(version);
+	d->app_id = xstrdup(app_id);
+	d->with_start = action == RELAY_START;
+	d->action = action == RELAY_START ? RELAY_SCALE : action;
+	TAILQ_INSERT_TAIL(&r->deployments, d, entry);
+	return d;
+}
+
+static bool deployment_done(struct relay *r, const struct relay_deployment *d)
+{
+	struct relay_app *app = relay_app_find(r, d->app_id);
+	struct relay_task *t;
+	int running = 0;
+
+	TAILQ_FOREACH(t, &r->tasks, entry) {
+		if (strcmp(t->app_id, d->app_id) != 0)
+			continue;
+		if (app == NULL || t->goal == RELAY_GOAL_STOPPED ||
+		    strcmp(t->config_version ? t->config_version : "", app->config_version) != 0)
+			return false;
+		if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
+			running++;
+	}
+	return app == NULL || running == app->instances;
+}
+
+void relay_deployments_check(struct relay *r)
+{
+	struct relay_deployment *d, *next;
+
+	for (d = TAILQ_FIRST(&r->deployments); d != NULL; d = next) {
+		next = TAILQ_NEXT(d, entry);
+		if (!deployment_done(r, d))
+			continue;
+		log_info("deployment '%s' of app '%s' finished", d->id, d->app_id);
+		TAILQ_REMOVE(&r->deployments, d, entry);
+		free(d->id);
+		free(d->version);
+		free(d->app_id);
+		free(d);
+	}
+}
+
+/* ---- app changes ---- */
+
+void relay_api_stamp(json_t *def, const char *version, const char *config_version)
+{
+	json_object_set_new(def, "version", json_string(version));
+	json_object_set_new(def, "versionInfo", json_pack("{s:s, s:s}", "lastScalingAt", version,
+	    "lastConfigChangeAt", config_version));
+}
+
+void relay_api_app_changed(struct relay *r, struct relay_app *app, bool config)
+{
+	size_t i;
+
+	if (config) {
+		relay_app_reset_delay(app);
+		for (i = 0; i < app->nrelaunch; i++)
+			free(app->relaunch[i].instance_id);
+		app->nrelaunch = 0;
+	}
+	relay_state_save_app(r, app);
+	r->revive_wanted = true;
+	relay_converge(r);
+}
+
+static void create_app(struct relay *r, struct evhttp_request *req)
+{
+	json_t *body = relay_api_read_body(req), *def, *err;
+	struct relay_app *app;
+	struct relay_deployment *d;
+	char *version, *cause = NULL, *location;
+	int status;
+
+	if (body == NULL)
+		return;
+	def = relay_app_normalize(r, body, NULL, NULL, &status, &err);
+	json_decref(body);
+	if (def == NULL) {
+		relay_api_reply_error(req, status, err);
+		return;
+	}
+	if (relay_app_find(r, bt_json_string(def, "id")) != NULL) {
+		bt_http_error(req, 409, "An app with id [%s] already exists.", bt_json_string(def, "id"));
+		json_decref(def);
+		return;
+	}
+	if (relay_app_assign_ports(r, def, NULL, &cause) != 0) {
+		bt_http_error(req, 422, "%s", cause);
+		free(cause);
+		json_decref(def);
+		return;
+	}
+	version = relay_api_now();
+	relay_api_stamp(def, version, version);
+	app = relay_app_set(r, def);
+	log_info("app '%s' created (%d instances)", app->id, app->instances);
+	d = relay_deployment_new(r, app->id, RELAY_START, version);
+	relay_api_app_changed(r, app, true);
+	location = xasprintf("/v2/apps%s", app->id);
+	bt_http_add_header(req, "Location", location);
+	bt_http_add_header(req, "Marathon-Deployment-Id", d->id);
+	relay_api_reply(req, 201, relay_json_app(r, app, false, false));
+	free(location);
+	free(version);
+}
+
+/* the body for PUT: a rollback to a stored version, or the body itself */
+static json_t *update_body(struct relay *r, struct evhttp_request *req, const char *id,
+    json_t *body, bool *partial)
+{
+	json_t *stored;
+	const char *v = bt_json_string(body, "version"), *k;
+	json_t *val;
+
+	if (json_object_get(body, "version") == NULL)
+		return body;
+	json_object_foreach(body, k, val)
+		if (strcmp(k, "version") != 0 && strcmp(k, "id") != 0) {
+			relay_api_reply_error(req, 422, json_pack("{s:s, s:[{s:s, s:[s]}]}", "message",
+			    "Object is not valid", "details", "path", "/", "errors",
+			    "The 'version' field may only be combined with the 'id' field."));
+			json_decref(body);
+			return NULL;
+		}
+	stored = v != NULL ? relay_state_app_version(r, id, v) : NULL;
+	if (stored == NULL) {
+		bt_http_error(req, 404, "App '%s' does not exist in version %s", id, v ? v : "");
+		json_decref(body);
+		return NULL;
+	}
+	json_decref(body);
+	*partial = false;
+	return stored;
+}
+
+static void update_app(struct relay *r, struct evhttp_request *req, const char *id,
+    const struct evkeyvalq *q)
+{
+	json_t *body = relay_api_read_body(req), *def, *err;
+	struct relay_app *app = relay_app_find(r, id);
+	bool partial = bt_http_query_bool(q, "partialUpdate", 1) != 0 ||
+	    strcmp(bt_http_method(req), "PATCH") == 0, config;
+	struct relay_deployment *d;
+	char *version, *cause = NULL, *location = NULL;
+	const char *config_version;
+	int status;
+
+	if (body == NULL || (body = update_body(r, req, id, body, &partial)) == NULL)
+		return;
+	def = relay_app_normalize(r, body, partial && app ? app->def : NULL, id, &status, &err);
+	json_decref(body);
+	if (def == NULL) {
+		relay_api_reply_error(req, status, err);
+		return;
+	}
+	if (relay_app_assign_ports(r, def, app ? app->def : NULL, &cause) != 0) {
+		bt_http_error(req, 422, "%s", cause);
+		free(cause);
+		json_decref(def);
+		return;
+	}
+	version = relay_api_now();
+	config = app == NULL || relay_app_config_changed(app->def, def);
+	config_version = config ? version : app->config_version;
+	relay_api_stamp(def, version, config_version);
+	if (app == NULL)
+		location = xasprintf("/v2/apps%s", id);
+	d = relay_deployment_new(r, id, app == NULL ? RELAY_START : config ? RELAY_RESTART :
+	    RELAY_SCALE, version);
+	app = relay_app_set(r, def);
+	log_info("app '%s' updated (%s, %d instances)", id, config ? "new config" : "scale",
+	    app->instances);
+	relay_api_app_changed(r, app, config);
+	relay_api_reply_dr(req, location ? 201 : 200, d, location);
+	free(location);
+	free(version);
+}
+
+static void delete_app(struct relay *r, struct evhttp_request *req, const char *id)
+{
+	struct relay_app *app = relay_app_find(r, id);
+	struct relay_task *t;
+	struct relay_deployment *d;
+	char *version;
+
+	if (app == NULL) {
+		relay_api_not_found(req, id);
+		return;
+	}
+	version = relay_api_now();
+	d = relay_deployment_new(r, id, RELAY_STOP, version);
+	relay_state_delete_app(r, id);
+	relay_app_remove(r, app);
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if (strcmp(t->app_id, id) == 0 && t->goal == RELAY_GOAL_RUNNING)
+			relay_task_kill(r, t);
+	log_info("app '%s' deleted", id);
+	relay_converge(r);
+	relay_api_reply_dr(req, 200, d, NULL);
+	free(version);
+}
+
+static void restart_app(struct relay *r, struct evhttp_request *req, const char *id)
+{
+	struct relay_app *app = relay_app_find(r, id);
+	struct relay_deployment *d;
+	json_t *def;
+	char *version;
+
+	if (app == NULL) {
+		relay_api_not_found(req, id);
+		return;
+	}
+	version = relay_api_now();
+	def = json_deep_copy(app->def);
+	relay_api_stamp(def, version, version);
+	d = relay_deployment_new(r, id, RELAY_RESTART, version);
+	app = relay_app_set(r, def);
+	relay_api_app_changed(r, app, true);
+	relay_api_reply_dr(req, 200, d, NULL);
+	free(version);
+}
+
+/* ---- reading apps ---- */
+
+static bool label_match(const json_t *labels, const char *sel)
+{
+	char *copy = xstrdup(sel), *tok, *save = NULL, *op;
+	bool ok = true;
+
+	for (tok = strtok_r(copy, ",", &save); tok != NULL && ok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if ((op = strstr(tok, "==")) != NULL) {
+			*op = '\0';
+			ok = bt_json_string(labels, tok) && strcmp(bt_json_string(labels, tok), op + 2) == 0;
+		} else if ((op = strstr(tok, "!=")) != NULL) {
+			*op = '\0';
+			ok = !bt_json_string(labels, tok) || strcmp(bt_json_string(labels, tok), op + 2) != 0;
+		} else {
+			ok = json_object_get(labels, tok) != NULL;
+		}
+	}
+	free(copy);
+	return ok;
+}
+
+static bool app_selected(const struct relay_app *app, const struct evkeyvalq *q)
+{
+	const char *id = bt_http_query(q, "id"), *cmd = bt_http_query(q, "cmd");
+	const char *label = bt_http_query(q, "label"), *acmd = bt_json_string(app->def, "cmd");
+
+	if (id != NULL && strcasestr(app->id, id) == NULL)
+		return false;
+	if (cmd != NULL && (acmd == NULL || strcasestr(acmd, cmd) == NULL))
+		return false;
+	if (label != NULL && !label_match(json_object_get(app->def, "labels"), label))
+		return false;
+	return true;
+}
+
+static void list_apps(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q,
+    const char *prefix, const char *key)
+{
+	json_t *apps = json_array();
+	struct relay_app *app;
+	bool tasks = embed_has(q, "tasks") || embed_has(q, "failures");
+	bool failure = embed_has(q, "astTaskFailure") || embed_has(q, "failures");
+
+	TAILQ_FOREACH(app, &r->apps, entry) {
+		if (!app_selected(app, q))
+			continue;
+		if (prefix != NULL && !bt_str_has_prefix(app->id, prefix))
+			continue;
+		json_array_append_new(apps, relay_json_app(r, app, tasks || prefix != NULL,
+		    failure || prefix != NULL));
+	}
+	relay_api_reply(req, 200, json_pack("{s:o}", key, apps));
+}
+
+
+static void app_versions(struct relay *r, struct evhttp_request *req, const char *id,
+    const char *version)
+{
+	json_t *def;
+
+	if (relay_app_find(r, id) == NULL) {
+		relay_api_not_found(req, id);
+		return;
+	}
+	if (version == NULL) {
+		relay_api_reply(req, 200, json_pack("{s:o}", "versions", relay_state_app_versions(r, id)));
+		return;
+	}
+	def = relay_state_app_version(r, id, version);
+	if (def == NULL) {
+		bt_http_error(req, 404, "App '%s' does not exist in version %s", id, version);
+		return;
+	}
+	relay_api_reply(req, 200, def);
+}
+
+/* "/x/tasks" -> suffix "tasks"; "/x/tasks/t" -> "tasks" and arg "t" */
+static char *split_suffix(const char *rest, const char **suffix, const char **arg)
+{
+	static const char *names[] = { "tasks", "versions", "restart", NULL };
+	char *id = xstrdup(rest), *p;
+	int i;
+
+	*suffix = *arg = NULL;
+	for (i = 0; names[i] != NULL; i++) {
+		size_t n = strlen(names[i]);
+		size_t len = strlen(id);
+		if (len > n + 1 && strcmp(id + len - n, names[i]) == 0 && id[len - n - 1] == '/') {
+			id[len - n - 1] = '\0';
+			*suffix = names[i];
+			return id;
+		}
+	}
+	p = strrchr(id, '/');
+	if (p != NULL && p != id) {
+		char *q = p - 1;
+		while (q > id && *q != '/')
+			q--;
+		if (strncmp(q, "/tasks/", 7) == 0 && q + 6 == p) {
+			*suffix = "tasks";
+			*arg = rest + (p + 1 - id);
+			*q = '\0';
+		} else if (strncmp(q, "/versions/", 10) == 0 && q + 9 == p) {
+			*suffix = "versions";
+			*arg = rest + (p + 1 - id);
+			*q = '\0';
+		}
+	}
+	return id;
+}
+
+static void one_app(struct relay *r, struct evhttp_request *req, const char *raw,
+    const struct evkeyvalq *q)
+{
+	const char *method = bt_http_method(req), *suffix, *arg;
+	char *rawid = split_suffix(raw, &suffix, &arg);
+	char *id = relay_app_id_absolute(rawid);
+	struct relay_app *app;
+
+	if (suffix == NULL && bt_str_has_suffix(id, "/*") && strcmp(method, "GET") == 0) {
+		id[strlen(id) - 1] = '\0';
+		list_apps(r, req, q, id, "*");
+	} else if (suffix != NULL && strcmp(suffix, "tasks") == 0 && arg == NULL) {
+		relay_api_app_tasks(r, req, id, q);
+	} else if (suffix != NULL && strcmp(suffix, "tasks") == 0) {
+		relay_api_app_task(r, req, id, arg, q);
+	} else if (suffix != NULL && strcmp(suffix, "versions") == 0) {
+		if (strcmp(method, "GET") == 0)
+			app_versions(r, req, id, arg);
+		else
+			relay_api_not_allowed(req);
+	} else if (suffix != NULL && strcmp(suffix, "restart") == 0) {
+		if (strcmp(method, "POST") == 0)
+			restart_app(r, req, id);
+		else
+			relay_api_not_allowed(req);
+	} else if (strcmp(method, "GET") == 0) {
+		app = relay_app_find(r, id);
+		if (app == NULL)
+			relay_api_not_found(req, id);
+		else
+			relay_api_reply(req, 200, json_pack("{s:o}", "app", relay_json_app(r, app, true, true)));
+	} else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+		update_app(r, req, id, q);
+	} else if (strcmp(method, "DELETE") == 0) {
+		delete_app(r, req, id);
+	} else {
+		relay_api_not_allowed(req);
+	}
+	free(id);
+	free(rawid);
+}
+
+static void apps_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	struct relay *r = arg;
+	const char *rest = path + strlen("/v2/apps"), *method = bt_http_method(req);
+
+	if (*rest == '\0' || strcmp(rest, "/") == 0) {
+		if (strcmp(method, "GET") == 0)
+			list_apps(r, req, q, NULL, "apps");
+		else if (strcmp(method, "POST") == 0)
+			create_app(r, req);
+		else
+			relay_api_not_allowed(req);
+		return;
+	}
+	if (rest[0] != '/') {
+		bt_http_error(req, 404, "URI not found");
+		return;
+	}
+	one_app(r, req, rest, q);
+}
+
+int relay_api_start(struct relay *r, char **cause)
+{
+	r->http = bt_http_server_new(r->base, r->cfg.http_address, r->cfg.http_port, cause);
+	if (r->http == NULL)
+		return -1;
+	if (r->cfg.http_port == 0)
+		r->cfg.http_port = bt_http_server_port(r->http);
+	bt_http_server_route(r->http, "/v2/apps", BT_ROUTE_PREFIX, apps_cb, r);
+	bt_http_server_route(r->http, "/v2/tasks", BT_ROUTE_PREFIX, relay_api_tasks_cb, r);
+	bt_http_server_route(r->http, "/v2/deployments", BT_ROUTE_PREFIX, relay_api_deployments_cb, r);
+	bt_http_server_route(r->http, "/v2/queue", BT_ROUTE_PREFIX, relay_api_queue_cb, r);
+	bt_http_server_route(r->http, "/v2/groups", BT_ROUTE_PREFIX, relay_api_groups_cb, r);
+	bt_http_server_route(r->http, "/v2/info", BT_ROUTE_EXACT, relay_api_info_cb, r);
+	bt_http_server_route(r->http, "/v2/leader", BT_ROUTE_EXACT, relay_api_leader_cb, r);
+	bt_http_server_route(r->http, "/ping", BT_ROUTE_EXACT, relay_api_ping_cb, r);
+	bt_http_server_route(r->http, "/metrics", BT_ROUTE_EXACT, relay_api_metrics_cb, r);
+	bt_http_server_fallback(r->http, relay_api_fallback_cb, r);
+	return 0;
+}
+

@@ -1,0 +1,206 @@
+/*
+ * api_json.c -- the JSON shapes relay answers with: AppInfo, Task,
+ * Deployment, /v2/info, /v2/queue and /metrics.
+ *
+ * Shapes follow Marathon 1.10 and keep to the keys the python marathon
+ * client declares (its models reject any other key): no checkResult in
+ * tasks, no role in queue items, info's *_config members always objects.
+ */
+#include "relay.h"
+
+#include "json.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *iso(double t)
+{
+	char buf[32];
+
+	bt_time_iso8601(t, buf);
+	return json_string(buf);
+}
+
+static json_t *service_ports(struct relay *r, const char *app_id)
+{
+	struct relay_app *app = relay_app_find(r, app_id);
+	json_t *out = json_array(), *pd;
+	size_t i;
+
+	if (app == NULL)
+		return out;
+	json_array_foreach(json_object_get(app->def, "portDefinitions"), i, pd)
+		json_array_append(out, json_object_get(pd, "port"));
+	return out;
+}
+
+json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool with_service_ports)
+{
+	json_t *ports = json_array(), *j, *hc = json_array();
+	const char *state = relay_task_state_name(t->state);
+	size_t i;
+
+	if (t->goal == RELAY_GOAL_STOPPED && !relay_task_terminal_state(t->state))
+		state = "TASK_KILLING";
+	for (i = 0; i < t->nports; i++)
+		json_array_append_new(ports, json_integer((json_int_t)t->ports[i]));
+	j = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}], s:o, s:s, s:s, s:o, s:s, s:o, s:[]}",
+	    "id", t->id, "appId", t->app_id, "host", t->host ? t->host : "",
+	    "ipAddresses", "ipAddress", t->ip ? t->ip : t->host ? t->host : "", "protocol", "IPv4",
+	    "ports", ports, "slaveId", t->agent_id ? t->agent_id : "", "state", state,
+	    "stagedAt", iso(t->staged_at), "version", t->version ? t->version : "",
+	    "healthCheckResults", hc, "localVolumes");
+	if (t->started_at > 0)
+		json_object_set_new(j, "startedAt", iso(t->started_at));
+	if (with_service_ports)
+		json_object_set_new(j, "servicePorts", service_ports(r, t->app_id));
+	if (t->healthy_known)
+		json_array_append_new(hc, json_pack("{s:b, s:i, s:n, s:n, s:n, s:n, s:s}",
+		    "alive", t->healthy, "consecutiveFailures", t->healthy ? 0 : 1,
+		    "firstSuccess", "lastSuccess", "lastFailure", "lastFailureCause",
+		    "instanceId", t->instance_id));
+	return j;
+}
+
+json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure)
+{
+	json_t *j = json_deep_copy(app->def), *deps = json_array(), *list;
+	struct relay_deployment *d;
+	struct relay_task *t;
+	int staged, running, healthy, unhealthy;
+
+	relay_app_counts(r, app, &staged, &running, &healthy, &unhealthy);
+	json_object_set_new(j, "tasksStaged", json_integer(staged));
+	json_object_set_new(j, "tasksRunning", json_integer(running));
+	json_object_set_new(j, "tasksHealthy", json_integer(healthy));
+	json_object_set_new(j, "tasksUnhealthy", json_integer(unhealthy));
+	TAILQ_FOREACH(d, &r->deployments, entry)
+		if (strcmp(d->app_id, app->id) == 0)
+			json_array_append_new(deps, json_pack("{s:s}", "id", d->id));
+	json_object_set_new(j, "deployments", deps);
+	if (tasks) {
+		list = json_array();
+		TAILQ_FOREACH(t, &r->tasks, entry)
+			if (strcmp(t->app_id, app->id) == 0)
+				json_array_append_new(list, relay_json_task(r, t, true));
+		json_object_set_new(j, "tasks", list);
+	}
+	if (failure && app->last_failure != NULL)
+		json_object_set(j, "lastTaskFailure", app->last_failure);
+	return j;
+}
+
+static const char *action_name(enum relay_action a)
+{
+	switch (a) {
+	case RELAY_START: return "StartApplication";
+	case RELAY_SCALE: return "ScaleApplication";
+	case RELAY_RESTART: return "RestartApplication";
+	default: return "StopApplication";
+	}
+}
+
+json_t *relay_json_deployment(struct relay *r, const struct relay_deployment *d)
+{
+	json_t *steps = json_array();
+	const char *current = action_name(d->action);
+
+	if (d->with_start)
+		json_array_append_new(steps, json_pack("{s:[{s:s, s:s}]}", "actions", "action",
+		    "StartApplication", "app", d->app_id));
+	json_array_append_new(steps, json_pack("{s:[{s:s, s:s}]}", "actions", "action", current,
+	    "app", d->app_id));
+	return json_pack("{s:s, s:s, s:[s], s:[], s:o, s:[{s:s, s:s, s:[]}], s:i, s:i}",
+	    "id", d->id, "version", d->version, "affectedApps", d->app_id, "affectedPods",
+	    "steps", steps, "currentActions", "action", current, "app", d->app_id,
+	    "readinessCheckResults", "currentStep", d->with_start ? 2 : 1,
+	    "totalSteps", d->with_start ? 2 : 1);
+}
+
+json_t *relay_json_info(struct relay *r)
+{
+	const struct relay_config *c = &r->cfg;
+	char *leader = xasprintf("%s:%d", c->hostname, c->http_port);
+	char *webui = xasprintf("http://%s:%d", c->hostname, c->http_port);
+	char *master = xasprintf("http://%s", c->master_hostport);
+	json_t *mc = json_pack("{s:s, s:I, s:s, s:b, s:b, s:i, s:i, s:s, s:s, s:s, s:s,"
+	    " s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:[], s:s?, s:I}",
+	    "master", master, "failover_timeout", (json_int_t)c->failover_timeout,
+	    "framework_name", c->framework_name, "ha", 0, "checkpoint", 1,
+	    "local_port_min", c->local_port_min, "local_port_max", c->local_port_max,
+	    "executor", "//cmd", "hostname", c->hostname, "webui_url", webui,
+	    "mesos_role", c->mesos_role,
+	    "task_launch_timeout", (json_int_t)(c->task_launch_timeout * 1000),
+	    "task_reservation_timeout", (json_int_t)20000,
+	    "reconciliation_initial_delay", (json_int_t)0,
+	    "reconciliation_interval", (json_int_t)(c->reconciliation_interval * 1000),
+	    "mesos_user", c->mesos_user,
+	    "leader_proxy_connection_timeout_ms", (json_int_t)5000,
+	    "leader_proxy_read_timeout_ms", (json_int_t)10000,
+	    "features", "mesos_leader_ui_url", NULL,
+	    "decline_offer_duration", (json_int_t)(c->decline_offer_duration * 1000));
+	json_t *info = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s?, s:o, s:{s:s, s:I, s:I, s:I},"
+	    " s:{s:i, s:i}}",
+	    "name", "marathon", "version", RELAY_VERSION, "buildref", "butte-" RELAY_VERSION,
+	    "elected", 1, "leader", leader, "frameworkId", r->framework_id,
+	    "marathon_config", mc,
+	    "zookeeper_config", "zk", "", "zk_timeout", (json_int_t)10000,
+	    "zk_session_timeout", (json_int_t)10000, "zk_max_versions", (json_int_t)50,
+	    "http_config", "http_port", c->http_port, "https_port", 8443);
+
+	free(leader);
+	free(webui);
+	free(master);
+	return info;
+}
+
+json_t *relay_json_queue(struct relay *r)
+{
+	json_t *queue = json_array();
+	struct relay_app *app;
+	double now = bt_now();
+
+	TAILQ_FOREACH(app, &r->apps, entry) {
+		int want = relay_app_want(r, app);
+		double left = app->launch_not_before > now ? app->launch_not_before - now : 0;
+		if (want <= 0)
+			continue;
+		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:f, s:b}, s:o,"
+		    " s:{s:I, s:I, s:[], s:[]}}",
+		    "app", relay_json_app(r, app, false, false), "count", want,
+		    "delay", "timeLeftSeconds", left, "overdue", left == 0,
+		    "since", iso(app->since),
+		    "processedOffersSummary", "processedOffersCount", (json_int_t)r->offers_seen,
+		    "unusedOffersCount", (json_int_t)r->offers_declined,
+		    "rejectSummaryLastOffers", "rejectSummaryLaunchAttempt"));
+	}
+	return json_pack("{s:o}", "queue", queue);
+}
+
+json_t *relay_json_metrics(struct relay *r)
+{
+	struct relay_app *app;
+	struct relay_task *t;
+	json_int_t napps = 0, ntasks = 0;
+
+	TAILQ_FOREACH(app, &r->apps, entry)
+		napps++;
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		ntasks++;
+	return json_pack("{s:s, s:{s:{s:I}, s:{s:I}, s:{s:I}, s:{s:I}},"
+	    " s:{s:{s:I}, s:{s:I}, s:{s:f}, s:{s:i}}, s:{}, s:{}, s:{}}",
+	    "version", "4.0.0",
+	    "counters",
+	    "marathon.mesos.offers.incoming.counter", "count", (json_int_t)r->offers_seen,
+	    "marathon.mesos.offers.declined.counter", "count", (json_int_t)r->offers_declined,
+	    "marathon.tasks.launched.counter", "count", (json_int_t)r->tasks_launched,
+	    "marathon.mesos.task-updates.counter", "count", (json_int_t)r->updates_seen,
+	    "gauges",
+	    "marathon.apps.active.gauge", "value", napps,
+	    "marathon.instances.running.gauge", "value", ntasks,
+	    "marathon.uptime.gauge", "value", bt_now() - r->started_at,
+	    "marathon.leadership.elected.gauge", "value", r->subscribed ? 1 : 0,
+	    "histograms", "meters", "timers");
+}

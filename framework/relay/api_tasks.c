@@ -1,0 +1,364 @@
+/*
+ * api_tasks.c -- the REST API beyond apps: app tasks and their kills,
+ * /v2/tasks, /v2/deployments, /v2/queue, /v2/groups, /v2/info,
+ * /v2/leader, /ping, /metrics and the 404 for unknown paths.
+ */
+#include "relay.h"
+
+#include "json.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- tasks ---- */
+
+/* scale the app down by n after kills; a deployment for the change */
+static struct relay_deployment *scale_by(struct relay *r, struct relay_app *app, int n)
+{
+	json_t *def = json_deep_copy(app->def);
+	char *version = relay_api_now();
+	struct relay_deployment *d;
+	int instances = app->instances - n;
+
+	json_object_set_new(def, "instances", json_integer(instances < 0 ? 0 : instances));
+	relay_api_stamp(def, version, app->config_version);
+	d = relay_deployment_new(r, app->id, RELAY_SCALE, version);
+	app = relay_app_set(r, def);
+	relay_api_app_changed(r, app, false);
+	free(version);
+	return d;
+}
+
+static int kill_flags(struct evhttp_request *req, const struct evkeyvalq *q, int *scale)
+{
+	int wipe = bt_http_query_bool(q, "wipe", 0);
+
+	*scale = bt_http_query_bool(q, "scale", 0);
+	if (*scale < 0 || wipe < 0) {
+		bt_http_error(req, 400, "scale and wipe must be true or false");
+		return -1;
+	}
+	if (*scale && wipe) {
+		bt_http_error(req, 400, "You cannot use scale and wipe at the same time.");
+		return -1;
+	}
+	return 0;
+}
+
+void relay_api_app_tasks(struct relay *r, struct evhttp_request *req, const char *id,
+    const struct evkeyvalq *q)
+{
+	struct relay_app *app = relay_app_find(r, id);
+	const char *method = bt_http_method(req), *host = bt_http_query(q, "host");
+	json_t *list = json_array();
+	struct relay_task *t;
+	int scale, killed = 0;
+
+	if (app == NULL) {
+		json_decref(list);
+		relay_api_not_found(req, id);
+		return;
+	}
+	if (strcmp(method, "GET") == 0) {
+		TAILQ_FOREACH(t, &r->tasks, entry)
+			if (strcmp(t->app_id, id) == 0)
+				json_array_append_new(list, relay_json_task(r, t, true));
+		relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
+		return;
+	}
+	if (strcmp(method, "DELETE") != 0 || kill_flags(req, q, &scale) != 0) {
+		if (strcmp(method, "DELETE") != 0)
+			relay_api_not_allowed(req);
+		json_decref(list);
+		return;
+	}
+	TAILQ_FOREACH(t, &r->tasks, entry) {
+		if (strcmp(t->app_id, id) != 0 || t->goal != RELAY_GOAL_RUNNING ||
+		    (host != NULL && strcmp(host, "*") != 0 && strcmp(host, t->host ? t->host : "")))
+			continue;
+		json_array_append_new(list, relay_json_task(r, t, false));
+		relay_task_kill(r, t);
+		killed++;
+	}
+	if (scale) {
+		json_decref(list);
+		relay_api_reply_dr(req, 200, scale_by(r, app, killed), NULL);
+		return;
+	}
+	relay_converge(r);
+	relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
+}
+
+void relay_api_app_task(struct relay *r, struct evhttp_request *req, const char *id,
+    const char *task_id, const struct evkeyvalq *q)
+{
+	struct relay_app *app = relay_app_find(r, id);
+	struct relay_task *t = relay_task_find(r, task_id);
+	const char *method = bt_http_method(req);
+	json_t *j;
+	int scale;
+
+	if (app == NULL) {
+		relay_api_not_found(req, id);
+		return;
+	}
+	if (t == NULL || strcmp(t->app_id, id) != 0) {
+		bt_http_error(req, 404, "Task '%s' does not exist", task_id);
+		return;
+	}
+	if (strcmp(method, "GET") == 0) {
+		relay_api_reply(req, 200, json_pack("{s:o}", "task", relay_json_task(r, t, true)));
+		return;
+	}
+	if (strcmp(method, "DELETE") != 0) {
+		relay_api_not_allowed(req);
+		return;
+	}
+	if (kill_flags(req, q, &scale) != 0)
+		return;
+	j = relay_json_task(r, t, false);
+	relay_task_kill(r, t);
+	if (scale) {
+		json_decref(j);
+		relay_api_reply_dr(req, 200, scale_by(r, app, 1), NULL);
+		return;
+	}
+	relay_converge(r);
+	relay_api_reply(req, 200, json_pack("{s:o}", "task", j));
+}
+
+static bool status_selected(const struct relay_task *t, const struct evkeyvalq *q)
+{
+	const struct evkeyval *kv;
+	bool any = false;
+	const char *state = relay_task_state_name(t->state);
+
+	TAILQ_FOREACH(kv, q, next) {
+		if (strcmp(kv->key, "status") != 0 && strcmp(kv->key, "status[]") != 0)
+			continue;
+		any = true;
+		if (strlen(state) > 5 && strcasecmp(state + 5, kv->value) == 0)
+			return true;
+	}
+	return !any;
+}
+
+static void delete_tasks(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q)
+{
+	json_t *body, *ids, *id, *list = json_array();
+	struct relay_task *t;
+	struct relay_app *app;
+	struct relay_deployment *d = NULL;
+	size_t i;
+	int scale;
+
+	if (kill_flags(req, q, &scale) != 0 || (body = relay_api_read_body(req)) == NULL) {
+		json_decref(list);
+		return;
+	}
+	ids = json_object_get(body, "ids");
+	json_array_foreach(ids, i, id) {
+		t = json_is_string(id) ? relay_task_find(r, json_string_value(id)) : NULL;
+		if (t == NULL) {
+			bt_http_error(req, 400, "Invalid task id '%s'. [unknown task]",
+			    json_is_string(id) ? json_string_value(id) : "?");
+			goto out;
+		}
+	}
+	json_array_foreach(ids, i, id) {
+		t = relay_task_find(r, json_string_value(id));
+		if (t->goal != RELAY_GOAL_RUNNING)
+			continue;
+		json_array_append_new(list, relay_json_task(r, t, false));
+		relay_task_kill(r, t);
+		if (scale && (app = relay_app_find(r, t->app_id)) != NULL)
+			d = scale_by(r, app, 1);
+	}
+	relay_converge(r);
+	if (scale && d != NULL)
+		relay_api_reply_dr(req, 200, d, NULL);
+	else
+		relay_api_reply(req, 200, json_pack("{s:O}", "tasks", list));
+out:
+	json_decref(list);
+	json_decref(body);
+}
+
+void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	struct relay *r = arg;
+	const char *method = bt_http_method(req);
+	json_t *list;
+	struct relay_task *t;
+
+	if (strcmp(path, "/v2/tasks/delete") == 0 && strcmp(method, "POST") == 0) {
+		delete_tasks(r, req, q);
+		return;
+	}
+	if (strcmp(path, "/v2/tasks") != 0) {
+		bt_http_error(req, 404, "URI not found");
+		return;
+	}
+	if (strcmp(method, "GET") != 0) {
+		relay_api_not_allowed(req);
+		return;
+	}
+	list = json_array();
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if (status_selected(t, q))
+			json_array_append_new(list, relay_json_task(r, t, true));
+	relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
+}
+
+/* ---- deployments, queue, groups, info, leader, ping, metrics ---- */
+
+void relay_api_deployments_cb(struct evhttp_request *req, const char *path,
+    const struct evkeyvalq *q, void *arg)
+{
+	struct relay *r = arg;
+	const char *method = bt_http_method(req), *id = path + strlen("/v2/deployments");
+	struct relay_deployment *d;
+	json_t *list;
+
+	if (*id == '\0' || strcmp(id, "/") == 0) {
+		if (strcmp(method, "GET") != 0) {
+			relay_api_not_allowed(req);
+			return;
+		}
+		list = json_array();
+		TAILQ_FOREACH(d, &r->deployments, entry)
+			json_array_append_new(list, relay_json_deployment(r, d));
+		relay_api_reply(req, 200, list);
+		return;
+	}
+	id++;
+	TAILQ_FOREACH(d, &r->deployments, entry)
+		if (strcmp(d->id, id) == 0)
+			break;
+	if (strcmp(method, "DELETE") != 0) {
+		relay_api_not_allowed(req);
+		return;
+	}
+	if (d == NULL) {
+		bt_http_error(req, 404, "DeploymentPlan %s does not exist", id);
+		return;
+	}
+	log_info("deployment '%s' cancelled", d->id);
+	TAILQ_REMOVE(&r->deployments, d, entry);
+	if (bt_http_query_bool(q, "force", 0) == 1) {
+		bt_http_reply(req, 202, "application/json", NULL, 0);
+	} else {
+		char *version = relay_api_now();
+		struct relay_deployment *nd = relay_deployment_new(r, d->app_id, RELAY_SCALE, version);
+		relay_api_reply_dr(req, 200, nd, NULL);
+		free(version);
+	}
+	free(d->id);
+	free(d->version);
+	free(d->app_id);
+	free(d);
+}
+
+void relay_api_queue_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	struct relay *r = arg;
+	const char *method = bt_http_method(req);
+	char *rawid, *id;
+	struct relay_app *app;
+
+	if (strcmp(path, "/v2/queue") == 0 && strcmp(method, "GET") == 0) {
+		relay_api_reply(req, 200, relay_json_queue(r));
+		return;
+	}
+	if (!bt_str_has_suffix(path, "/delay") || strcmp(method, "DELETE") != 0 ||
+	    strlen(path) <= strlen("/v2/queue/delay")) {
+		bt_http_error(req, 404, "URI not found");
+		return;
+	}
+	rawid = xstrndup(path + strlen("/v2/queue"), strlen(path) - strlen("/v2/queue/delay"));
+	id = relay_app_id_absolute(rawid);
+	app = relay_app_find(r, id);
+	if (app == NULL) {
+		relay_api_not_found(req, id);
+	} else {
+		relay_app_reset_delay(app);
+		r->revive_wanted = true;
+		relay_converge(r);
+		bt_http_reply(req, 204, NULL, NULL, 0);
+	}
+	free(id);
+	free(rawid);
+}
+
+void relay_api_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	struct relay *r = arg;
+	json_t *apps = json_array();
+	struct relay_app *app;
+	char *version = relay_api_now();
+
+	if (strcmp(bt_http_method(req), "GET") != 0 ||
+	    (strcmp(path, "/v2/groups") != 0 && strcmp(path, "/v2/groups/") != 0)) {
+		json_decref(apps);
+		free(version);
+		bt_http_error(req, strcmp(bt_http_method(req), "GET") ? 405 : 404,
+		    "Group '%s' does not exist", path + strlen("/v2/groups"));
+		return;
+	}
+	TAILQ_FOREACH(app, &r->apps, entry)
+		json_array_append_new(apps, json_deep_copy(app->def));
+	relay_api_reply(req, 200, json_pack("{s:s, s:o, s:[], s:[], s:[], s:s}", "id", "/", "apps", apps,
+	    "groups", "pods", "dependencies", "version", version));
+	free(version);
+}
+
+void relay_api_info_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	relay_api_reply(req, 200, relay_json_info(arg));
+}
+
+void relay_api_leader_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	struct relay *r = arg;
+	char *leader;
+
+	if (strcmp(bt_http_method(req), "GET") != 0) {
+		relay_api_not_allowed(req);
+		return;
+	}
+	leader = xasprintf("%s:%d", r->cfg.hostname, r->cfg.http_port);
+	relay_api_reply(req, 200, json_pack("{s:s}", "leader", leader));
+	free(leader);
+}
+
+void relay_api_ping_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	const char *accept = bt_http_header(req, "Accept");
+
+	if (accept != NULL && strcmp(accept, "application/json") == 0)
+		bt_http_reply(req, 200, "application/json", "\"pong\"", 6);
+	else
+		bt_http_reply(req, 200, "text/plain", "pong", 4);
+}
+
+void relay_api_metrics_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	relay_api_reply(req, 200, relay_json_metrics(arg));
+}
+
+void relay_api_fallback_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg)
+{
+	bt_http_error(req, 404, "URI not found");
+}

@@ -1,0 +1,145 @@
+/*
+ * appset.c -- the apps relay holds in memory, and service port assignment.
+ *
+ * Each struct relay_app keeps its normalised definition plus the values
+ * the keep-N loop reads often (resources, instances, backoff settings),
+ * cached from the definition whenever it changes. Service ports come from
+ * [--local_port_min, --local_port_max]: a port definition with port 0
+ * reuses the port the app had at that index, otherwise gets the lowest
+ * port no other app uses (reference §14).
+ */
+#include "relay.h"
+
+#include "json.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void mark_ports(const json_t *def, uint8_t *used)
+{
+	json_t *pd;
+	size_t i;
+
+	json_array_foreach(json_object_get(def, "portDefinitions"), i, pd) {
+		json_int_t p = json_integer_value(json_object_get(pd, "port"));
+		if (p > 0 && p < 65536)
+			used[p] = 1;
+	}
+}
+
+int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause)
+{
+	uint8_t *used = xcalloc(65536, 1);
+	const char *id = bt_json_string(def, "id");
+	json_t *pd, *old_pds = json_object_get(old, "portDefinitions");
+	struct relay_app *app;
+	size_t i;
+	int rc = -1, next = r->cfg.local_port_min;
+
+	TAILQ_FOREACH(app, &r->apps, entry)
+		if (strcmp(app->id, id) != 0)
+			mark_ports(app->def, used);
+	mark_ports(def, used);
+	json_array_foreach(json_object_get(def, "portDefinitions"), i, pd) {
+		json_int_t p = json_integer_value(json_object_get(pd, "port"));
+		json_int_t reuse = json_integer_value(json_object_get(json_array_get(old_pds, i), "port"));
+		if (p != 0)
+			continue;
+		if (reuse >= r->cfg.local_port_min && reuse <= r->cfg.local_port_max && !used[reuse]) {
+			p = reuse;
+		} else {
+			while (next <= r->cfg.local_port_max && used[next])
+				next++;
+			if (next > r->cfg.local_port_max) {
+				*cause = xasprintf("All ports in the range [%d-%d) are already in use",
+				    r->cfg.local_port_min, r->cfg.local_port_max);
+				goto out;
+			}
+			p = next;
+		}
+		used[p] = 1;
+		json_object_set_new(pd, "port", json_integer(p));
+	}
+	rc = 0;
+out:
+	free(used);
+	return rc;
+}
+
+struct relay_app *relay_app_find(struct relay *r, const char *id)
+{
+	struct relay_app *app;
+
+	TAILQ_FOREACH(app, &r->apps, entry)
+		if (strcmp(app->id, id) == 0)
+			return app;
+	return NULL;
+}
+
+static void cache_def(struct relay_app *app)
+{
+	const json_t *d = app->def;
+	json_t *pd;
+	size_t i;
+
+	app->version = bt_json_string(d, "version");
+	app->config_version = bt_json_string(json_object_get(d, "versionInfo"), "lastConfigChangeAt");
+	if (app->version == NULL)
+		app->version = "";
+	if (app->config_version == NULL)
+		app->config_version = app->version;
+	app->cpus = bt_json_number(d, "cpus", 1);
+	app->mem = bt_json_number(d, "mem", 128);
+	app->disk = bt_json_number(d, "disk", 0);
+	app->instances = (int)bt_json_number(d, "instances", 1);
+	app->nports = json_array_size(json_object_get(d, "portDefinitions"));
+	json_array_foreach(json_object_get(json_object_get(d, "container"), "portMappings"), i, pd)
+		if (json_integer_value(json_object_get(pd, "hostPort")) == 0 &&
+		    json_object_get(pd, "hostPort") != NULL)
+			app->nports++;
+	app->require_ports = json_is_true(json_object_get(d, "requirePorts"));
+	app->kill_oldest = strcmp(bt_json_string(d, "killSelection") ?
+	    bt_json_string(d, "killSelection") : "", "OLDEST_FIRST") == 0;
+	app->backoff_seconds = bt_json_number(d, "backoffSeconds", 1);
+	app->backoff_factor = bt_json_number(d, "backoffFactor", 1.15);
+	app->max_launch_delay = bt_json_number(d, "maxLaunchDelaySeconds", 300);
+}
+
+struct relay_app *relay_app_set(struct relay *r, json_t *def)
+{
+	const char *id = bt_json_string(def, "id");
+	struct relay_app *app = relay_app_find(r, id);
+
+	if (app == NULL) {
+		app = xcalloc(1, sizeof *app);
+		app->id = xstrdup(id);
+		app->since = bt_now();
+		TAILQ_INSERT_TAIL(&r->apps, app, entry);
+	} else {
+		json_decref(app->def);
+	}
+	app->def = def;
+	cache_def(app);
+	return app;
+}
+
+void relay_app_free(struct relay_app *app)
+{
+	size_t i;
+
+	for (i = 0; i < app->nrelaunch; i++)
+		free(app->relaunch[i].instance_id);
+	free(app->relaunch);
+	json_decref(app->last_failure);
+	json_decref(app->def);
+	free(app->id);
+	free(app);
+}
+
+void relay_app_remove(struct relay *r, struct relay_app *app)
+{
+	TAILQ_REMOVE(&r->apps, app, entry);
+	relay_app_free(app);
+}

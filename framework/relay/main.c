@@ -1,0 +1,254 @@
+/*
+ * main.c -- butte-relay: flags, the event loop, signals and shutdown.
+ *
+ * Parses the flag table, opens the SQLite state under --work_dir and loads
+ * the framework id, apps and tasks, starts the REST API and the scheduler
+ * connection, and runs one libevent loop. A periodic tick drives
+ * heartbeat checks, kill retries, revives and deployment bookkeeping.
+ * SIGINT and SIGTERM end the loop; the framework stays registered with
+ * the master (failover), so a restarted relay adopts its running tasks.
+ */
+#include "relay.h"
+
+#include "flags.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct relay *relay_main;
+
+static const char usage[] =
+    "butte-relay [--flag=value ...]\n"
+    "A Marathon-compatible framework: keeps N instances of every app running\n"
+    "on a butte (or Mesos) cluster and serves the Marathon v2 REST API.";
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	relay_scheduler_tick(r);
+	relay_tasks_tick(r);
+	relay_deployments_check(r);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(r->base);
+}
+
+static char *current_user(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	return xstrdup(pw != NULL ? pw->pw_name : "root");
+}
+
+static char *local_hostname(void)
+{
+	char name[256];
+
+	if (gethostname(name, sizeof name) != 0)
+		return xstrdup("localhost");
+	name[sizeof name - 1] = '\0';
+	return xstrdup(name);
+}
+
+/* "host:port", "http://host:port" or "http://host:port/" -> url and host:port */
+static int parse_master(struct relay_config *c, char **cause)
+{
+	const char *m = c->master;
+	size_t n;
+
+	if (bt_str_has_prefix(m, "zk://")) {
+		*cause = xasprintf("unsupported master '%s': use host:port", m);
+		return -1;
+	}
+	if (bt_str_has_prefix(m, "http://"))
+		m += strlen("http://");
+	n = strcspn(m, "/");
+	if (n == 0) {
+		*cause = xasprintf("invalid master '%s'", c->master);
+		return -1;
+	}
+	c->master_hostport = xstrndup(m, n);
+	if (strchr(c->master_hostport, ':') == NULL) {
+		char *hp = xasprintf("%s:5050", c->master_hostport);
+		free(c->master_hostport);
+		c->master_hostport = hp;
+	}
+	c->master_url = xasprintf("http://%s/api/v1/scheduler", c->master_hostport);
+	return 0;
+}
+
+static void relay_free(struct relay *r)
+{
+	struct relay_app *app;
+	struct relay_task *t;
+	struct relay_deployment *d;
+
+	while ((app = TAILQ_FIRST(&r->apps)) != NULL) {
+		TAILQ_REMOVE(&r->apps, app, entry);
+		relay_app_free(app);
+	}
+	while ((t = TAILQ_FIRST(&r->tasks)) != NULL) {
+		TAILQ_REMOVE(&r->tasks, t, entry);
+		relay_task_free(t);
+	}
+	while ((d = TAILQ_FIRST(&r->deployments)) != NULL) {
+		TAILQ_REMOVE(&r->deployments, d, entry);
+		free(d->id);
+		free(d->version);
+		free(d->app_id);
+		free(d);
+	}
+	free(r->framework_id);
+	free(r->stream_id);
+	free(r->cfg.master_url);
+	free(r->cfg.master_hostport);
+	free(r);
+}
+
+#define NFLAGS 17
+
+/* the flag table, pointing into c */
+static void flag_table(struct bt_flag *f, struct relay_config *c)
+{
+	const struct bt_flag t[NFLAGS] = {
+		{ "master", BT_FLAG_STRING, &c->master, "127.0.0.1:5050",
+		    "the master: host:port or http://host:port" },
+		{ "http_port", BT_FLAG_INT, &c->http_port, "8080", "port of the REST API" },
+		{ "http_address", BT_FLAG_STRING, &c->http_address, "0.0.0.0",
+		    "address the REST API listens on" },
+		{ "hostname", BT_FLAG_STRING, &c->hostname, NULL,
+		    "host name advertised to the master and in /v2/leader (default: this host's name)" },
+		{ "work_dir", BT_FLAG_STRING, &c->work_dir, "/var/lib/butte/relay",
+		    "directory of the state database relay.db" },
+		{ "framework_name", BT_FLAG_STRING, &c->framework_name, "marathon",
+		    "framework name registered with the master" },
+		{ "mesos_user", BT_FLAG_STRING, &c->mesos_user, NULL,
+		    "user tasks run as (default: the current user)" },
+		{ "mesos_role", BT_FLAG_STRING, &c->mesos_role, "*", "role of the framework" },
+		{ "failover_timeout", BT_FLAG_DURATION, &c->failover_timeout, "604800secs",
+		    "how long the master keeps the framework's tasks while relay is away" },
+		{ "local_port_min", BT_FLAG_INT, &c->local_port_min, "10000",
+		    "lowest service port" },
+		{ "local_port_max", BT_FLAG_INT, &c->local_port_max, "20000",
+		    "highest service port" },
+		{ "decline_offer_duration", BT_FLAG_DURATION, &c->decline_offer_duration, "120secs",
+		    "refuse filter on declined offers" },
+		{ "reconciliation_interval", BT_FLAG_DURATION, &c->reconciliation_interval, "10mins",
+		    "period of task reconciliation (also done after every subscription)" },
+		{ "kill_retry_timeout", BT_FLAG_DURATION, &c->kill_retry_timeout, "10secs",
+		    "resend a kill that has not been confirmed after this long" },
+		{ "task_launch_timeout", BT_FLAG_DURATION, &c->task_launch_timeout, "300secs",
+		    "a task that has not reached TASK_RUNNING by then is killed" },
+		{ "log_level", BT_FLAG_STRING, &c->log_level, "info", "debug, info, warn or error" },
+		{ NULL, 0, NULL, NULL, NULL },
+	};
+
+	memcpy(f, t, sizeof t);
+}
+
+/* defaults that depend on the machine, and checks; -1 with *cause */
+static int finish_config(struct relay_config *c, char **cause)
+{
+	if (c->mesos_user == NULL)
+		c->mesos_user = current_user();
+	if (c->hostname == NULL)
+		c->hostname = local_hostname();
+	if (c->local_port_min <= 0 || c->local_port_max > 65535 ||
+	    c->local_port_min > c->local_port_max) {
+		*cause = xasprintf("invalid service port range [%d-%d]", c->local_port_min,
+		    c->local_port_max);
+		return -1;
+	}
+	return parse_master(c, cause);
+}
+
+/* state, API, signals, the tick, the master connection */
+static int setup(struct relay *r, char **cause)
+{
+	struct timeval tv = bt_timeval(0.25);
+
+	signal(SIGPIPE, SIG_IGN);
+	TAILQ_INIT(&r->apps);
+	TAILQ_INIT(&r->tasks);
+	TAILQ_INIT(&r->deployments);
+	relay_main = r;
+	r->started_at = bt_now();
+	r->base = event_base_new();
+	if (relay_state_open(r, cause) != 0 || relay_state_load(r, cause) != 0)
+		return -1;
+	r->client = bt_http_client_new(r->base);
+	if (relay_api_start(r, cause) != 0)
+		return -1;
+	r->sigint = evsignal_new(r->base, SIGINT, signal_cb, r);
+	r->sigterm = evsignal_new(r->base, SIGTERM, signal_cb, r);
+	event_add(r->sigint, NULL);
+	event_add(r->sigterm, NULL);
+	r->tick = event_new(r->base, -1, EV_PERSIST, tick_cb, r);
+	event_add(r->tick, &tv);
+	log_info("relay %s listening on %s:%d, master %s, framework '%s'", RELAY_VERSION,
+	    r->cfg.http_address, bt_http_server_port(r->http), r->cfg.master_hostport,
+	    r->cfg.framework_name);
+	relay_scheduler_start(r);
+	return 0;
+}
+
+static void teardown(struct relay *r)
+{
+	relay_scheduler_stop(r);
+	if (r->tick != NULL)
+		event_free(r->tick);
+	if (r->sigint != NULL)
+		event_free(r->sigint);
+	if (r->sigterm != NULL)
+		event_free(r->sigterm);
+	if (r->http != NULL)
+		bt_http_server_free(r->http);
+	if (r->client != NULL)
+		bt_http_client_free(r->client);
+	relay_state_close(r);
+	if (r->base != NULL)
+		event_base_free(r->base);
+}
+
+int main(int argc, char **argv)
+{
+	struct relay *r = xcalloc(1, sizeof *r);
+	struct bt_flag flags[NFLAGS];
+	char *cause = NULL;
+	int rc = 1;
+
+	flag_table(flags, &r->cfg);
+	if (bt_flags_parse(flags, argc, argv, usage, NULL, &cause) != 0) {
+		fprintf(stderr, "butte-relay: %s\n", cause);
+		goto out;
+	}
+	if (bt_log_init("butte-relay", r->cfg.log_level) != 0) {
+		fprintf(stderr, "butte-relay: unknown log level '%s'\n", r->cfg.log_level);
+		goto out;
+	}
+	if (finish_config(&r->cfg, &cause) != 0 || setup(r, &cause) != 0) {
+		log_error("%s", cause);
+		goto out;
+	}
+	event_base_dispatch(r->base);
+	rc = 0;
+out:
+	free(cause);
+	teardown(r);
+	bt_flags_release(flags);
+	relay_placement_release();
+	relay_free(r);
+	return rc;
+}

@@ -1,0 +1,283 @@
+/*
+ * relay.h -- butte-relay, a Marathon-compatible framework: shared state.
+ *
+ * relay keeps the desired state (apps, their versions) in SQLite under
+ * --work_dir, subscribes to the master as a Mesos v1 HTTP scheduler and
+ * keeps N instances of every app running: it matches offers, launches,
+ * reacts to status updates with backoff, scales up and down, reconciles
+ * after every subscription, and serves the Marathon v2 REST API.
+ *
+ * Reading order: main.c (flags, loop), scheduler.c (the master
+ * connection), tasks.c (the keep-N loop), offers.c (offer matching and
+ * TaskInfo building), placement.c (constraints, health checks), apps.c
+ * (app JSON), appset.c (the apps in memory, service ports), state.c
+ * (SQLite), api.c, api_tasks.c and api_json.c (REST).
+ */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "http_client.h"
+#include "http_server.h"
+#include "recordio.h"
+#include "scheduler.pb-c.h"
+#include "store.h"
+
+#define RELAY_VERSION "0.1.0"
+
+struct relay_config {
+	char *master;                   /* "127.0.0.1:5050" or "http://host:port" */
+	char *master_url;               /* "http://host:port/api/v1/scheduler" */
+	char *master_hostport;          /* "host:port" */
+	int http_port;
+	char *http_address;
+	char *hostname;
+	char *work_dir;
+	char *framework_name;
+	char *mesos_user;
+	char *mesos_role;
+	double failover_timeout;
+	int local_port_min, local_port_max;
+	double decline_offer_duration;
+	double reconciliation_interval;
+	double kill_retry_timeout;
+	double task_launch_timeout;
+	char *log_level;
+};
+
+/* one pending relaunch of an instance whose task ended: keeps the instance id */
+struct relay_relaunch {
+	char *instance_id;
+	int incarnation;                /* of the next task */
+};
+
+struct relay_app {
+	TAILQ_ENTRY(relay_app) entry;
+	char *id;                       /* "/grp/x" */
+	json_t *def;                    /* normalised app JSON incl. version and versionInfo */
+	/* cached from def */
+	const char *version;            /* def.version */
+	const char *config_version;     /* def.versionInfo.lastConfigChangeAt */
+	double cpus, mem, disk;
+	int instances;
+	size_t nports;
+	bool require_ports;
+	bool kill_oldest;
+	double backoff_seconds, backoff_factor, max_launch_delay;
+	/* launch backoff */
+	double delay;                   /* current delay; 0 when none */
+	double launch_not_before;       /* wall clock */
+	double last_failure_at;
+	json_t *last_failure;           /* lastTaskFailure JSON or NULL */
+	struct relay_relaunch *relaunch;
+	size_t nrelaunch;
+	double since;                   /* when the app started waiting for instances */
+};
+
+enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
+
+struct relay_task {
+	TAILQ_ENTRY(relay_task) entry;
+	char *id;
+	char *app_id;
+	char *instance_id;
+	int incarnation;
+	char *agent_id;
+	char *host;
+	char *ip;                       /* agent address, or NULL */
+	int state;                      /* Mesos__V1__TaskState */
+	double staged_at, started_at;
+	char *version;                  /* app version when launched */
+	char *config_version;           /* app lastConfigChangeAt when launched */
+	uint64_t *ports;                /* host ports */
+	size_t nports;
+	enum relay_goal goal;
+	double kill_sent_at;            /* monotonic; 0 when no kill was sent */
+	double last_update;             /* monotonic time of the last status update */
+	bool healthy_known, healthy;
+};
+
+enum relay_action { RELAY_START, RELAY_SCALE, RELAY_RESTART, RELAY_STOP };
+
+struct relay_deployment {
+	TAILQ_ENTRY(relay_deployment) entry;
+	char *id;
+	char *version;
+	char *app_id;
+	enum relay_action action;
+	bool with_start;                /* a new app: StartApplication then ScaleApplication */
+};
+
+TAILQ_HEAD(relay_apps, relay_app);
+TAILQ_HEAD(relay_tasks, relay_task);
+TAILQ_HEAD(relay_deployments, relay_deployment);
+
+struct relay {
+	struct event_base *base;
+	struct relay_config cfg;
+	struct bt_store *store;
+	struct bt_http_server *http;
+	struct bt_http_client *client;
+	double started_at;
+
+	/* the master connection (scheduler.c) */
+	char *framework_id;
+	char *stream_id;
+	struct bt_http_call *sub_call;
+	struct bt_recordio rio;
+	bool subscribed;
+	double heartbeat_interval;
+	double last_event;              /* monotonic */
+	double sub_backoff;
+	double subscribed_at;           /* monotonic */
+	struct event *sub_timer;
+	bool suppressed;
+	bool revive_wanted;
+	double last_revive;             /* monotonic */
+	double next_reconcile;          /* monotonic */
+	unsigned long offers_seen, offers_declined, tasks_launched, updates_seen;
+
+	/* desired and actual state */
+	struct relay_apps apps;
+	struct relay_tasks tasks;
+	struct relay_deployments deployments;
+
+	struct event *tick;
+	struct event *sigint, *sigterm;
+};
+
+/* main.c */
+extern struct relay *relay_main;
+
+/* scheduler.c -- the Mesos v1 scheduler client */
+void relay_scheduler_start(struct relay *r);
+void relay_scheduler_stop(struct relay *r);
+/* send a call (takes ownership of call); framework_id is added */
+void relay_call(struct relay *r, json_t *call);
+void relay_scheduler_tick(struct relay *r);
+
+/* tasks.c -- instances: status updates, kills, scaling, backoff, reconciliation */
+struct relay_task *relay_task_find(struct relay *r, const char *id);
+void relay_task_free(struct relay_task *t);
+void relay_task_kill(struct relay *r, struct relay_task *t);
+void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st);
+void relay_reconcile(struct relay *r);
+/* how many more instances the app needs now (ignores backoff) */
+int relay_app_want(struct relay *r, const struct relay_app *app);
+/* kill surplus and outdated tasks, revive or suppress offers */
+void relay_converge(struct relay *r);
+/* refuse_seconds for an offer nothing fitted into: short while an app waits */
+double relay_decline_duration(struct relay *r);
+void relay_tasks_tick(struct relay *r);
+void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
+    int *healthy, int *unhealthy);
+void relay_app_reset_delay(struct relay_app *app);
+bool relay_task_terminal_state(int state);
+const char *relay_task_state_name(int state);
+
+/* offers.c -- offer matching and TaskInfo building */
+void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
+
+/* placement.c -- constraints and health checks */
+void relay_placement_note_offer(const Mesos__V1__Offer *o);
+void relay_placement_release(void);
+bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Mesos__V1__Offer *o);
+json_t *relay_health_check(const struct relay_app *app, const uint64_t *ports, size_t nports);
+
+/* apps.c -- app definitions */
+/*
+ * Normalise and validate an app body. base (may be NULL) is merged under
+ * body first (partial update). On error returns NULL with *status (400 or
+ * 422) and *err (the whole error JSON body, caller owns).
+ */
+json_t *relay_app_normalize(struct relay *r, const json_t *body, const json_t *base,
+    const char *path_id, int *status, json_t **err);
+/* "x" -> "/x", collapses "//"; caller frees */
+char *relay_app_id_absolute(const char *id);
+/* true when the configs differ in anything but instances and version info */
+bool relay_app_config_changed(const json_t *a, const json_t *b);
+/* "grp_x" */
+char *relay_app_safe_id(const char *id);
+
+/* appset.c -- the apps in memory, service ports */
+/* assign service ports to port definitions with port 0; -1 with *cause */
+int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause);
+struct relay_app *relay_app_find(struct relay *r, const char *id);
+/* create or replace the in-memory app from def (takes ownership of def) */
+struct relay_app *relay_app_set(struct relay *r, json_t *def);
+void relay_app_remove(struct relay *r, struct relay_app *app);
+void relay_app_free(struct relay_app *app);
+
+/* state.c -- persistence */
+int relay_state_open(struct relay *r, char **cause);
+void relay_state_close(struct relay *r);
+int relay_state_load(struct relay *r, char **cause);
+void relay_state_save_framework_id(struct relay *r);
+void relay_state_save_app(struct relay *r, const struct relay_app *app);
+void relay_state_delete_app(struct relay *r, const char *id);
+json_t *relay_state_app_versions(struct relay *r, const char *id);
+json_t *relay_state_app_version(struct relay *r, const char *id, const char *version);
+void relay_state_save_task(struct relay *r, const struct relay_task *t);
+void relay_state_delete_task(struct relay *r, const char *id);
+
+/* api.c -- the REST API: routes, apps, deployments */
+int relay_api_start(struct relay *r, char **cause);
+struct relay_deployment *relay_deployment_new(struct relay *r, const char *app_id,
+    enum relay_action action, const char *version);
+void relay_deployments_check(struct relay *r);
+
+/* api.c: helpers shared with api_tasks.c */
+void relay_api_reply(struct evhttp_request *req, int code, json_t *body);
+void relay_api_reply_error(struct evhttp_request *req, int code, json_t *err);
+void relay_api_reply_dr(struct evhttp_request *req, int code, const struct relay_deployment *d,
+    const char *location);
+void relay_api_not_found(struct evhttp_request *req, const char *app_id);
+void relay_api_not_allowed(struct evhttp_request *req);
+/* the request body as JSON; on failure the error reply is sent and NULL returned */
+json_t *relay_api_read_body(struct evhttp_request *req);
+/* the current time as a version string; caller frees */
+char *relay_api_now(void);
+void relay_api_stamp(json_t *def, const char *version, const char *config_version);
+/* persist the app and converge; config resets the backoff and relaunch list */
+void relay_api_app_changed(struct relay *r, struct relay_app *app, bool config);
+
+/* api_tasks.c -- tasks, deployments, queue, groups, info, leader, ping, metrics */
+void relay_api_app_tasks(struct relay *r, struct evhttp_request *req, const char *id,
+    const struct evkeyvalq *q);
+void relay_api_app_task(struct relay *r, struct evhttp_request *req, const char *id,
+    const char *task_id, const struct evkeyvalq *q);
+void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_deployments_cb(struct evhttp_request *req, const char *path,
+    const struct evkeyvalq *q, void *arg);
+void relay_api_queue_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_info_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_leader_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_ping_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_metrics_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+void relay_api_fallback_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+
+/* api_json.c -- JSON shapes of apps, tasks, deployments, info */
+json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool service_ports);
+json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure);
+json_t *relay_json_deployment(struct relay *r, const struct relay_deployment *d);
+json_t *relay_json_info(struct relay *r);
+json_t *relay_json_queue(struct relay *r);
+json_t *relay_json_metrics(struct relay *r);
+
+#endif

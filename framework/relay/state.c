@@ -1,0 +1,257 @@
+/*
+ * state.c -- what relay keeps across restarts, in SQLite (<work_dir>/relay.db).
+ *
+ * Namespaces of common/store.h: "framework" holds the framework id under
+ * "id"; "apps" each app's current normalised definition by app id;
+ * "versions" every stored version of every app by "<app id>\t<version>";
+ * "tasks" one record per task relay launched and has not yet seen end.
+ * A task record is written before the ACCEPT that launches it, so a crash
+ * can never forget a task that may be running.
+ */
+#include "relay.h"
+
+#include "json.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int relay_state_open(struct relay *r, char **cause)
+{
+	char *path;
+
+	if (bt_mkdirs(r->cfg.work_dir, 0755, cause) != 0)
+		return -1;
+	path = xasprintf("%s/relay.db", r->cfg.work_dir);
+	r->store = bt_store_open(path, cause);
+	free(path);
+	return r->store != NULL ? 0 : -1;
+}
+
+void relay_state_close(struct relay *r)
+{
+	if (r->store != NULL)
+		bt_store_close(r->store);
+	r->store = NULL;
+}
+
+static void put_json(struct relay *r, const char *ns, const char *key, const json_t *j)
+{
+	char *text = bt_json_dump(j);
+	char *cause = NULL;
+
+	if (bt_store_put(r->store, ns, key, text, strlen(text), &cause) != 0) {
+		log_error("unable to store %s '%s': %s", ns, key, cause);
+		free(cause);
+	}
+	free(text);
+}
+
+static void delete_key(struct relay *r, const char *ns, const char *key)
+{
+	char *cause = NULL;
+
+	if (bt_store_delete(r->store, ns, key, &cause) != 0) {
+		log_error("unable to delete %s '%s': %s", ns, key, cause);
+		free(cause);
+	}
+}
+
+void relay_state_save_framework_id(struct relay *r)
+{
+	char *cause = NULL;
+
+	if (r->framework_id == NULL) {
+		delete_key(r, "framework", "id");
+		return;
+	}
+	if (bt_store_put(r->store, "framework", "id", r->framework_id, strlen(r->framework_id),
+	    &cause) != 0) {
+		log_error("unable to store the framework id: %s", cause);
+		free(cause);
+	}
+}
+
+void relay_state_save_app(struct relay *r, const struct relay_app *app)
+{
+	char *key = xasprintf("%s\t%s", app->id, app->version);
+
+	put_json(r, "apps", app->id, app->def);
+	put_json(r, "versions", key, app->def);
+	free(key);
+}
+
+struct versions_walk {
+	const char *id;
+	json_t *out;
+	const char *want;               /* one version, or NULL for the list */
+	json_t *found;
+};
+
+static int versions_cb(const char *key, const char *value, size_t len, void *arg)
+{
+	struct versions_walk *w = arg;
+	size_t n = strlen(w->id);
+
+	if (strncmp(key, w->id, n) != 0 || key[n] != '\t')
+		return 0;
+	if (w->want == NULL) {
+		json_array_append_new(w->out, json_string(key + n + 1));
+		return 0;
+	}
+	if (strcmp(key + n + 1, w->want) == 0) {
+		w->found = bt_json_parse(value, len, NULL);
+		return 1;
+	}
+	return 0;
+}
+
+static void delete_versions(struct relay *r, const char *id)
+{
+	struct versions_walk w = { id, json_array(), NULL, NULL };
+	size_t i;
+
+	bt_store_foreach(r->store, "versions", versions_cb, &w);
+	for (i = 0; i < json_array_size(w.out); i++) {
+		char *key = xasprintf("%s\t%s", id, json_string_value(json_array_get(w.out, i)));
+		delete_key(r, "versions", key);
+		free(key);
+	}
+	json_decref(w.out);
+}
+
+void relay_state_delete_app(struct relay *r, const char *id)
+{
+	delete_key(r, "apps", id);
+	delete_versions(r, id);
+}
+
+/* newest first, as Marathon lists them */
+json_t *relay_state_app_versions(struct relay *r, const char *id)
+{
+	struct versions_walk w = { id, json_array(), NULL, NULL };
+	json_t *rev = json_array();
+	size_t i;
+
+	bt_store_foreach(r->store, "versions", versions_cb, &w);
+	for (i = json_array_size(w.out); i > 0; i--)
+		json_array_append(rev, json_array_get(w.out, i - 1));
+	json_decref(w.out);
+	return rev;
+}
+
+json_t *relay_state_app_version(struct relay *r, const char *id, const char *version)
+{
+	struct versions_walk w = { id, NULL, version, NULL };
+
+	bt_store_foreach(r->store, "versions", versions_cb, &w);
+	return w.found;
+}
+
+void relay_state_save_task(struct relay *r, const struct relay_task *t)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:i, s:f, s:f, s:s?, s:s?, s:i}",
+	    "id", t->id, "appId", t->app_id, "instanceId", t->instance_id,
+	    "incarnation", t->incarnation, "agentId", t->agent_id, "host", t->host, "ip", t->ip,
+	    "state", t->state, "stagedAt", t->staged_at, "startedAt", t->started_at,
+	    "version", t->version, "configVersion", t->config_version, "goal", (int)t->goal);
+	json_t *ports = json_array();
+	size_t i;
+
+	for (i = 0; i < t->nports; i++)
+		json_array_append_new(ports, json_integer((json_int_t)t->ports[i]));
+	json_object_set_new(j, "ports", ports);
+	put_json(r, "tasks", t->id, j);
+	json_decref(j);
+}
+
+void relay_state_delete_task(struct relay *r, const char *id)
+{
+	delete_key(r, "tasks", id);
+}
+
+static char *dup_member(const json_t *j, const char *key)
+{
+	const char *s = bt_json_string(j, key);
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static int load_task_cb(const char *key, const char *value, size_t len, void *arg)
+{
+	struct relay *r = arg;
+	json_t *j = bt_json_parse(value, len, NULL);
+	struct relay_task *t;
+	json_t *ports;
+	size_t i;
+
+	if (j == NULL || bt_json_string(j, "appId") == NULL || bt_json_string(j, "instanceId") == NULL) {
+		log_warn("ignoring unreadable task record '%s'", key);
+		json_decref(j);
+		return 0;
+	}
+	t = xcalloc(1, sizeof *t);
+	t->id = xstrdup(key);
+	t->app_id = dup_member(j, "appId");
+	t->instance_id = dup_member(j, "instanceId");
+	t->incarnation = (int)bt_json_number(j, "incarnation", 1);
+	t->agent_id = dup_member(j, "agentId");
+	t->host = dup_member(j, "host");
+	t->ip = dup_member(j, "ip");
+	t->state = (int)bt_json_number(j, "state", MESOS__V1__TASK_STATE__TASK_STAGING);
+	t->staged_at = bt_json_number(j, "stagedAt", 0);
+	t->started_at = bt_json_number(j, "startedAt", 0);
+	t->version = dup_member(j, "version");
+	t->config_version = dup_member(j, "configVersion");
+	t->goal = (enum relay_goal)bt_json_number(j, "goal", RELAY_GOAL_RUNNING);
+	t->last_update = bt_monotonic();
+	ports = json_object_get(j, "ports");
+	t->nports = json_array_size(ports);
+	t->ports = xcalloc(t->nports + 1, sizeof *t->ports);
+	for (i = 0; i < t->nports; i++)
+		t->ports[i] = (uint64_t)json_integer_value(json_array_get(ports, i));
+	TAILQ_INSERT_TAIL(&r->tasks, t, entry);
+	json_decref(j);
+	return 0;
+}
+
+static int load_app_cb(const char *key, const char *value, size_t len, void *arg)
+{
+	struct relay *r = arg;
+	json_t *def = bt_json_parse(value, len, NULL);
+
+	if (def == NULL || bt_json_string(def, "id") == NULL) {
+		log_warn("ignoring unreadable app record '%s'", key);
+		json_decref(def);
+		return 0;
+	}
+	relay_app_set(r, def);
+	return 0;
+}
+
+int relay_state_load(struct relay *r, char **cause)
+{
+	char *id = NULL;
+	size_t len;
+	size_t napps = 0, ntasks = 0;
+	struct relay_app *app;
+	struct relay_task *t;
+
+	if (bt_store_get(r->store, "framework", "id", &id, &len) == 0 && len > 0)
+		r->framework_id = id;
+	else
+		free(id);
+	if (bt_store_foreach(r->store, "apps", load_app_cb, r) != 0 ||
+	    bt_store_foreach(r->store, "tasks", load_task_cb, r) != 0) {
+		*cause = xasprintf("unable to read the state in '%s/relay.db'", r->cfg.work_dir);
+		return -1;
+	}
+	TAILQ_FOREACH(app, &r->apps, entry)
+		napps++;
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		ntasks++;
+	log_info("loaded framework id '%s', %zu apps, %zu tasks",
+	    r->framework_id ? r->framework_id : "(none)", napps, ntasks);
+	return 0;
+}

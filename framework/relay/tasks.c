@@ -1,0 +1,470 @@
+/*
+ * tasks.c -- the keep-N loop: status updates, kills, scaling, backoff, reconciliation.
+ *
+ * Every app wants `instances` tasks of its current config version. Tasks
+ * of an older config, tasks of deleted apps and surplus tasks (youngest
+ * first, staging before running, or oldest first for OLDEST_FIRST) are
+ * killed; kills are resent until a terminal update confirms them. A task
+ * that ends on its own is replaced: its instance id is kept for the next
+ * incarnation, and for TASK_FAILED, TASK_FINISHED and TASK_ERROR the app
+ * waits backoffSeconds, growing by backoffFactor per failure up to
+ * maxLaunchDelaySeconds. Tasks whose state is unknown keep counting as
+ * they were, so a master that has not heard from an agent yet never
+ * causes duplicates; reconciliation (after every subscription and every
+ * --reconciliation_interval) settles them, and updates for tasks relay
+ * does not know are answered with a kill.
+ */
+#include "relay.h"
+
+#include "json.h"
+#include "log.h"
+#include "pbjson.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define REVIVE_MIN_INTERVAL 1.0
+#define SHORT_DECLINE 5.0
+#define STAGING_RECONCILE_AFTER 15.0
+
+static double last_staging_reconcile;
+
+bool relay_task_terminal_state(int s)
+{
+	switch (s) {
+	case MESOS__V1__TASK_STATE__TASK_FINISHED:
+	case MESOS__V1__TASK_STATE__TASK_FAILED:
+	case MESOS__V1__TASK_STATE__TASK_KILLED:
+	case MESOS__V1__TASK_STATE__TASK_LOST:
+	case MESOS__V1__TASK_STATE__TASK_ERROR:
+	case MESOS__V1__TASK_STATE__TASK_DROPPED:
+	case MESOS__V1__TASK_STATE__TASK_GONE:
+	case MESOS__V1__TASK_STATE__TASK_GONE_BY_OPERATOR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+const char *relay_task_state_name(int s)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &mesos__v1__task_state__descriptor, s);
+	return v != NULL ? v->name : "TASK_UNKNOWN";
+}
+
+static bool is_failure_state(int s)
+{
+	return s != MESOS__V1__TASK_STATE__TASK_FINISHED && s != MESOS__V1__TASK_STATE__TASK_KILLED &&
+	    relay_task_terminal_state(s);
+}
+
+static bool is_backoff_state(int s)
+{
+	return s == MESOS__V1__TASK_STATE__TASK_FAILED || s == MESOS__V1__TASK_STATE__TASK_FINISHED ||
+	    s == MESOS__V1__TASK_STATE__TASK_ERROR;
+}
+
+struct relay_task *relay_task_find(struct relay *r, const char *id)
+{
+	struct relay_task *t;
+
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+void relay_task_free(struct relay_task *t)
+{
+	free(t->id);
+	free(t->app_id);
+	free(t->instance_id);
+	free(t->agent_id);
+	free(t->host);
+	free(t->ip);
+	free(t->version);
+	free(t->config_version);
+	free(t->ports);
+	free(t);
+}
+
+static void send_kill(struct relay *r, const char *task_id, const char *agent_id)
+{
+	json_t *kill = json_pack("{s:{s:s}}", "task_id", "value", task_id);
+
+	if (agent_id != NULL)
+		json_object_set_new(kill, "agent_id", json_pack("{s:s}", "value", agent_id));
+	relay_call(r, json_pack("{s:s, s:o}", "type", "KILL", "kill", kill));
+}
+
+void relay_task_kill(struct relay *r, struct relay_task *t)
+{
+	bool first = t->goal != RELAY_GOAL_STOPPED;
+
+	t->goal = RELAY_GOAL_STOPPED;
+	t->kill_sent_at = bt_monotonic();
+	if (first) {
+		log_info("killing task '%s'", t->id);
+		relay_state_save_task(r, t);
+	}
+	send_kill(r, t->id, t->agent_id);
+}
+
+static bool counts_for(const struct relay_task *t, const struct relay_app *app)
+{
+	return t->goal == RELAY_GOAL_RUNNING && strcmp(t->app_id, app->id) == 0 &&
+	    !relay_task_terminal_state(t->state);
+}
+
+int relay_app_want(struct relay *r, const struct relay_app *app)
+{
+	const struct relay_task *t;
+	int n = 0;
+
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if (counts_for(t, app) && t->config_version != NULL &&
+		    strcmp(t->config_version, app->config_version) == 0)
+			n++;
+	return app->instances - n;
+}
+
+void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
+    int *healthy, int *unhealthy)
+{
+	const struct relay_task *t;
+	bool checks = json_array_size(json_object_get(app->def, "healthChecks")) > 0;
+
+	*staged = *running = *healthy = *unhealthy = 0;
+	TAILQ_FOREACH(t, &r->tasks, entry) {
+		if (!counts_for(t, app))
+			continue;
+		if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
+			(*running)++;
+		else if (t->state == MESOS__V1__TASK_STATE__TASK_STAGING ||
+		    t->state == MESOS__V1__TASK_STATE__TASK_STARTING)
+			(*staged)++;
+		if (checks && t->healthy_known)
+			(*(t->healthy ? healthy : unhealthy))++;
+	}
+}
+
+void relay_app_reset_delay(struct relay_app *app)
+{
+	app->delay = 0;
+	app->launch_not_before = 0;
+}
+
+/* sort key for scale-down: staging before running, then by killSelection */
+static int victim_cmp(const struct relay_task *a, const struct relay_task *b, bool oldest)
+{
+	bool ra = a->state == MESOS__V1__TASK_STATE__TASK_RUNNING;
+	bool rb = b->state == MESOS__V1__TASK_STATE__TASK_RUNNING;
+
+	if (ra != rb)
+		return ra ? 1 : -1;
+	if (a->staged_at == b->staged_at)
+		return 0;
+	if (oldest)
+		return a->staged_at < b->staged_at ? -1 : 1;
+	return a->staged_at > b->staged_at ? -1 : 1;
+}
+
+static void scale_down(struct relay *r, struct relay_app *app, int surplus)
+{
+	struct relay_task *t, *best;
+
+	while (surplus-- > 0) {
+		best = NULL;
+		TAILQ_FOREACH(t, &r->tasks, entry)
+			if (counts_for(t, app) && strcmp(t->config_version, app->config_version) == 0 &&
+			    (best == NULL || victim_cmp(t, best, app->kill_oldest) < 0))
+				best = t;
+		if (best == NULL)
+			return;
+		log_info("scaling app '%s' down: killing task '%s'", app->id, best->id);
+		relay_task_kill(r, best);
+	}
+}
+
+static void kill_outdated(struct relay *r)
+{
+	struct relay_task *t;
+	struct relay_app *app;
+
+	TAILQ_FOREACH(t, &r->tasks, entry) {
+		if (t->goal != RELAY_GOAL_RUNNING || relay_task_terminal_state(t->state))
+			continue;
+		app = relay_app_find(r, t->app_id);
+		if (app == NULL) {
+			log_info("task '%s' belongs to no app", t->id);
+			relay_task_kill(r, t);
+		} else if (t->config_version == NULL ||
+		    strcmp(t->config_version, app->config_version) != 0) {
+			log_info("task '%s' runs an old config of app '%s'", t->id, app->id);
+			relay_task_kill(r, t);
+		}
+	}
+}
+
+static void revive_or_suppress(struct relay *r, bool need_now, bool need_later)
+{
+	double now = bt_monotonic();
+
+	if (!r->subscribed)
+		return;
+	if (need_now && (r->revive_wanted || r->suppressed)) {
+		if (now - r->last_revive < REVIVE_MIN_INTERVAL)
+			return;         /* the tick retries */
+		log_debug("reviving offers");
+		relay_call(r, json_pack("{s:s}", "type", "REVIVE"));
+		r->revive_wanted = false;
+		r->suppressed = false;
+		r->last_revive = now;
+		return;
+	}
+	if (!need_now)
+		r->revive_wanted = false;
+	if (!need_now && !need_later && !r->suppressed) {
+		log_debug("nothing to launch: suppressing offers");
+		relay_call(r, json_pack("{s:s}", "type", "SUPPRESS"));
+		r->suppressed = true;
+	}
+}
+
+void relay_converge(struct relay *r)
+{
+	struct relay_app *app;
+	bool need_now = false, need_later = false;
+	double now = bt_now();
+	int want;
+
+	kill_outdated(r);
+	TAILQ_FOREACH(app, &r->apps, entry) {
+		want = relay_app_want(r, app);
+		if (want < 0)
+			scale_down(r, app, -want);
+		if (want > 0 && now >= app->launch_not_before)
+			need_now = true;
+		else if (want > 0)
+			need_later = true;
+		if (want <= 0)
+			app->since = now;
+	}
+	revive_or_suppress(r, need_now, need_later);
+}
+
+double relay_decline_duration(struct relay *r)
+{
+	struct relay_app *app;
+
+	TAILQ_FOREACH(app, &r->apps, entry)
+		if (relay_app_want(r, app) > 0)
+			return r->cfg.decline_offer_duration < SHORT_DECLINE ?
+			    r->cfg.decline_offer_duration : SHORT_DECLINE;
+	return r->cfg.decline_offer_duration;
+}
+
+static void record_failure(struct relay_app *app, const struct relay_task *t,
+    const Mesos__V1__TaskStatus *st)
+{
+	char ts[32];
+
+	bt_time_iso8601(bt_now(), ts);
+	json_decref(app->last_failure);
+	app->last_failure = json_pack("{s:s, s:s?, s:s, s:s, s:s, s:s, s:s?, s:s?}",
+	    "appId", app->id, "host", t->host,
+	    "message", st->message ? st->message : "",
+	    "state", relay_task_state_name(st->state), "taskId", t->id,
+	    "timestamp", ts, "version", t->version, "slaveId", t->agent_id);
+	json_object_set_new(app->last_failure, "instanceId", json_string(t->instance_id));
+}
+
+static void apply_backoff(struct relay_app *app)
+{
+	double now = bt_now();
+
+	if (app->delay > 0 && now - app->last_failure_at > app->delay + app->max_launch_delay)
+		app->delay = 0;
+	if (app->delay == 0)
+		app->delay = app->backoff_seconds;
+	else
+		app->delay *= app->backoff_factor;
+	if (app->delay > app->max_launch_delay)
+		app->delay = app->max_launch_delay;
+	app->last_failure_at = now;
+	app->launch_not_before = now + app->delay;
+	log_info("app '%s' backs off for %.2fs", app->id, app->delay);
+}
+
+static void push_relaunch(struct relay_app *app, const struct relay_task *t)
+{
+	app->relaunch = xreallocarray(app->relaunch, app->nrelaunch + 1, sizeof *app->relaunch);
+	app->relaunch[app->nrelaunch].instance_id = xstrdup(t->instance_id);
+	app->relaunch[app->nrelaunch].incarnation = t->incarnation + 1;
+	app->nrelaunch++;
+}
+
+static void task_ended(struct relay *r, struct relay_task *t, const Mesos__V1__TaskStatus *st)
+{
+	struct relay_app *app = relay_app_find(r, t->app_id);
+
+	log_info("task '%s' ended: %s%s%s", t->id, relay_task_state_name(st->state),
+	    st->message ? ": " : "", st->message ? st->message : "");
+	if (app != NULL && t->goal == RELAY_GOAL_RUNNING) {
+		if (is_failure_state(st->state))
+			record_failure(app, t, st);
+		if (is_backoff_state(st->state))
+			apply_backoff(app);
+		if (t->config_version != NULL && strcmp(t->config_version, app->config_version) == 0)
+			push_relaunch(app, t);
+		r->revive_wanted = true;
+	}
+	TAILQ_REMOVE(&r->tasks, t, entry);
+	relay_state_delete_task(r, t->id);
+	relay_task_free(t);
+}
+
+static void acknowledge(struct relay *r, const Mesos__V1__TaskStatus *st, const char *agent_id)
+{
+	char *uuid;
+
+	if (!st->has_uuid || st->uuid.len == 0 || agent_id == NULL)
+		return;
+	uuid = bt_base64_encode(st->uuid.data, st->uuid.len);
+	relay_call(r, json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:s}}", "type", "ACKNOWLEDGE",
+	    "acknowledge", "agent_id", "value", agent_id, "task_id", "value", st->task_id->value,
+	    "uuid", uuid));
+	free(uuid);
+}
+
+static void note_status(struct relay_task *t, const Mesos__V1__TaskStatus *st)
+{
+	const Mesos__V1__ContainerStatus *cs = st->container_status;
+
+	if (st->agent_id != NULL && (t->agent_id == NULL || strcmp(t->agent_id, st->agent_id->value))) {
+		free(t->agent_id);
+		t->agent_id = xstrdup(st->agent_id->value);
+	}
+	if (st->state == MESOS__V1__TASK_STATE__TASK_RUNNING && t->started_at == 0)
+		t->started_at = st->has_timestamp && st->timestamp > 0 ? st->timestamp : bt_now();
+	if (st->has_healthy) {
+		t->healthy_known = true;
+		t->healthy = st->healthy;
+	}
+	if (cs != NULL && cs->n_network_infos > 0 && cs->network_infos[0]->n_ip_addresses > 0 &&
+	    cs->network_infos[0]->ip_addresses[0]->ip_address != NULL) {
+		free(t->ip);
+		t->ip = xstrdup(cs->network_infos[0]->ip_addresses[0]->ip_address);
+	}
+}
+
+void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
+{
+	struct relay_task *t = relay_task_find(r, st->task_id->value);
+	const char *agent = st->agent_id ? st->agent_id->value : NULL;
+	char *agent_copy;
+
+	r->updates_seen++;
+	log_debug("update for task '%s': %s%s", st->task_id->value, relay_task_state_name(st->state),
+	    st->has_uuid ? "" : " (no uuid)");
+	if (t == NULL) {
+		if (!relay_task_terminal_state(st->state)) {
+			log_info("unknown task '%s' is %s: killing it", st->task_id->value,
+			    relay_task_state_name(st->state));
+			send_kill(r, st->task_id->value, agent);
+		}
+		acknowledge(r, st, agent);
+		return;
+	}
+	t->last_update = bt_monotonic();
+	agent_copy = xstrdup(agent ? agent : t->agent_id ? t->agent_id : "");
+	note_status(t, st);
+	if (relay_task_terminal_state(st->state)) {
+		task_ended(r, t, st);
+		relay_converge(r);
+	} else {
+		bool changed = t->state != (int)st->state;
+		t->state = st->state;
+		if (changed)
+			relay_state_save_task(r, t);
+		if (t->goal == RELAY_GOAL_STOPPED && changed)
+			send_kill(r, t->id, t->agent_id);
+	}
+	acknowledge(r, st, agent_copy[0] ? agent_copy : NULL);
+	free(agent_copy);
+}
+
+static void reconcile_tasks(struct relay *r, bool only_staging)
+{
+	json_t *list = json_array();
+	struct relay_task *t;
+	double now = bt_monotonic();
+
+	TAILQ_FOREACH(t, &r->tasks, entry) {
+		json_t *item;
+		if (only_staging && (t->state != MESOS__V1__TASK_STATE__TASK_STAGING ||
+		    now - t->last_update < STAGING_RECONCILE_AFTER))
+			continue;
+		item = json_pack("{s:{s:s}}", "task_id", "value", t->id);
+		if (t->agent_id != NULL)
+			json_object_set_new(item, "agent_id", json_pack("{s:s}", "value", t->agent_id));
+		json_array_append_new(list, item);
+	}
+	if (json_array_size(list) == 0) {
+		json_decref(list);
+		return;
+	}
+	log_debug("reconciling %zu tasks explicitly", json_array_size(list));
+	relay_call(r, json_pack("{s:s, s:{s:o}}", "type", "RECONCILE", "reconcile", "tasks", list));
+}
+
+void relay_reconcile(struct relay *r)
+{
+	reconcile_tasks(r, false);
+	relay_call(r, json_pack("{s:s, s:{}}", "type", "RECONCILE", "reconcile"));
+	r->next_reconcile = bt_monotonic() + r->cfg.reconciliation_interval;
+}
+
+static void check_launch_timeouts(struct relay *r)
+{
+	struct relay_task *t;
+	double now = bt_now();
+
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if (t->goal == RELAY_GOAL_RUNNING && t->state != MESOS__V1__TASK_STATE__TASK_RUNNING &&
+		    now - t->staged_at > r->cfg.task_launch_timeout) {
+			log_warn("task '%s' did not reach TASK_RUNNING in %.0fs", t->id,
+			    r->cfg.task_launch_timeout);
+			relay_task_kill(r, t);
+		}
+}
+
+void relay_tasks_tick(struct relay *r)
+{
+	struct relay_task *t;
+	struct relay_app *app;
+	double mono = bt_monotonic(), now = bt_now();
+
+	if (!r->subscribed)
+		return;
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if (t->goal == RELAY_GOAL_STOPPED && mono - t->kill_sent_at >= r->cfg.kill_retry_timeout) {
+			log_info("kill of task '%s' not confirmed: sending it again", t->id);
+			t->kill_sent_at = mono;
+			send_kill(r, t->id, t->agent_id);
+		}
+	TAILQ_FOREACH(app, &r->apps, entry)
+		if (app->launch_not_before > 0 && now >= app->launch_not_before) {
+			app->launch_not_before = 0;
+			r->revive_wanted = true;
+		}
+	check_launch_timeouts(r);
+	if (mono - last_staging_reconcile > STAGING_RECONCILE_AFTER) {
+		last_staging_reconcile = mono;
+		reconcile_tasks(r, true);
+	}
+	relay_converge(r);
+}

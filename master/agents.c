@@ -1,0 +1,559 @@
+/*
+ * agents.c -- the agent channel (docs/agent-channel.md).
+ *
+ * POST /api/v1/agent takes protobuf AgentCalls. SUBSCRIBE admits or
+ * re-admits an agent (assigning "<masterId>-S<n>" to a new one), rebuilds
+ * its tasks from the report, and keeps the response open as a RecordIO
+ * stream of AgentEvents. UPDATE and HEARTBEAT come on separate requests
+ * with the stream id. A per-agent ping timer sends HEARTBEAT every
+ * --agent_ping_timeout and counts the periods in which the agent sent
+ * nothing; after --max_agent_ping_timeouts of them the agent is
+ * unreachable. A closed stream only disconnects the agent: its offers are
+ * rescinded and it is offered no more, but its tasks stay until the pings
+ * run out.
+ */
+#include "master.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_server.h"
+#include "ids.h"
+#include "log.h"
+#include "pbjson.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static struct master_agent *agent_new(struct master *m, const char *id)
+{
+	struct master_agent *a = xcalloc(1, sizeof *a);
+
+	a->m = m;
+	a->id = xstrdup(id);
+	a->alloc = -1;
+	a->port = 5051;
+	bt_resources_init(&a->total);
+	bt_attributes_init(&a->attributes);
+	TAILQ_INIT(&a->tasks);
+	TAILQ_INIT(&a->offers);
+	master_map_put(&m->agents, id, a);
+	return a;
+}
+
+struct master_agent *master_agent_find(struct master *m, const char *id)
+{
+	return master_map_get(&m->agents, id);
+}
+
+/* take hostname, port, resources and attributes from info; -1 with *cause */
+static int agent_set_info(struct master_agent *a, const Mesos__V1__AgentInfo *info, char **cause)
+{
+	struct bt_resources total;
+	struct bt_attributes attrs;
+	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+	Mesos__V1__AgentInfo copy = *info;
+
+	bt_resources_init(&total);
+	bt_attributes_init(&attrs);
+	if (bt_resources_from_pb(&total, info->resources, info->n_resources, cause) != 0)
+		goto fail;
+	if (bt_attributes_from_pb(&attrs, info->attributes, info->n_attributes, cause) != 0)
+		goto fail;
+	bt_resources_release(&a->total);
+	bt_attributes_release(&a->attributes);
+	a->total = total;
+	a->attributes = attrs;
+	free(a->hostname);
+	a->hostname = xstrdup(info->hostname != NULL ? info->hostname : "");
+	a->port = info->has_port ? info->port : 5051;
+	aid.value = a->id;
+	copy.id = &aid;
+	if (a->info != NULL)
+		mesos__v1__agent_info__free_unpacked(a->info, NULL);
+	a->info = (Mesos__V1__AgentInfo *)master_pb_copy(&copy.base);
+	return 0;
+fail:
+	bt_resources_release(&total);
+	bt_attributes_release(&attrs);
+	return -1;
+}
+
+struct master_agent *master_agent_recovered(struct master *m, const Mesos__V1__AgentInfo *info)
+{
+	struct master_agent *a = agent_new(m, info->id->value);
+	char *cause = NULL;
+
+	if (agent_set_info(a, info, &cause) != 0) {
+		log_warn("registry: agent '%s': %s", a->id, cause);
+		free(cause);
+	}
+	a->state = AGENT_RECOVERED;
+	return a;
+}
+
+void master_agent_free(struct master_agent *a)
+{
+	if (a->ping_ev != NULL)
+		event_free(a->ping_ev);
+	if (a->disconnect_ev != NULL)
+		event_free(a->disconnect_ev);
+	if (a->stream != NULL)
+		bt_http_stream_close(a->stream);
+	free(a->stream_id);
+	free(a->id);
+	free(a->hostname);
+	free(a->ip);
+	free(a->version);
+	if (a->info != NULL)
+		mesos__v1__agent_info__free_unpacked(a->info, NULL);
+	bt_resources_release(&a->total);
+	bt_attributes_release(&a->attributes);
+	free(a);
+}
+
+void master_agent_send(struct master_agent *a, const Butte__AgentEvent *ev)
+{
+	size_t len;
+	void *buf;
+
+	if (a->stream == NULL)
+		return;
+	buf = bt_pb_encode_alloc(&ev->base, false, &len);
+	if (master_stream_send(a->stream, buf, len) != 0)
+		log_warn("agent '%s': stream dropped", a->id);
+	free(buf);
+}
+
+void master_agent_send_kill(struct master_agent *a, const char *framework_id, const char *task_id,
+    Mesos__V1__KillPolicy *policy)
+{
+	Butte__AgentEvent ev = BUTTE__AGENT_EVENT__INIT;
+	Butte__AgentEvent__Kill kill = BUTTE__AGENT_EVENT__KILL__INIT;
+	Mesos__V1__FrameworkID fid = MESOS__V1__FRAMEWORK_ID__INIT;
+	Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
+
+	fid.value = (char *)framework_id;
+	tid.value = (char *)task_id;
+	kill.framework_id = &fid;
+	kill.task_id = &tid;
+	kill.kill_policy = policy;
+	ev.has_type = true;
+	ev.type = BUTTE__AGENT_EVENT__TYPE__KILL;
+	ev.kill = &kill;
+	master_agent_send(a, &ev);
+}
+
+void master_agent_send_ack(struct master_agent *a, const char *framework_id, const char *task_id,
+    const uint8_t *uuid, size_t len)
+{
+	Butte__AgentEvent ev = BUTTE__AGENT_EVENT__INIT;
+	Butte__AgentEvent__Acknowledge ack = BUTTE__AGENT_EVENT__ACKNOWLEDGE__INIT;
+	Mesos__V1__FrameworkID fid = MESOS__V1__FRAMEWORK_ID__INIT;
+	Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
+
+	fid.value = (char *)framework_id;
+	tid.value = (char *)task_id;
+	ack.framework_id = &fid;
+	ack.task_id = &tid;
+	ack.uuid.data = (uint8_t *)uuid;
+	ack.uuid.len = len;
+	ev.has_type = true;
+	ev.type = BUTTE__AGENT_EVENT__TYPE__ACKNOWLEDGE;
+	ev.acknowledge = &ack;
+	master_agent_send(a, &ev);
+}
+
+void master_agent_send_shutdown(struct master_agent *a, const char *framework_id)
+{
+	Butte__AgentEvent ev = BUTTE__AGENT_EVENT__INIT;
+	Butte__AgentEvent__ShutdownFramework sd = BUTTE__AGENT_EVENT__SHUTDOWN_FRAMEWORK__INIT;
+	Mesos__V1__FrameworkID fid = MESOS__V1__FRAMEWORK_ID__INIT;
+
+	fid.value = (char *)framework_id;
+	sd.framework_id = &fid;
+	ev.has_type = true;
+	ev.type = BUTTE__AGENT_EVENT__TYPE__SHUTDOWN_FRAMEWORK;
+	ev.shutdown_framework = &sd;
+	master_agent_send(a, &ev);
+}
+
+static void send_heartbeat(struct master_agent *a)
+{
+	Butte__AgentEvent ev = BUTTE__AGENT_EVENT__INIT;
+
+	ev.has_type = true;
+	ev.type = BUTTE__AGENT_EVENT__TYPE__HEARTBEAT;
+	master_agent_send(a, &ev);
+}
+
+/* the ping timeouts ran out */
+static void agent_unreachable(struct master_agent *a)
+{
+	struct master *m = a->m;
+
+	log_warn("agent '%s' (%s) is unreachable after %d missed pings", a->id, a->hostname,
+	    a->missed_pings);
+	a->state = AGENT_UNREACHABLE;
+	a->unreachable_time = bt_now();
+	if (a->ping_ev != NULL)
+		event_del(a->ping_ev);
+	if (a->stream != NULL)
+		bt_http_stream_close(a->stream);
+	a->stream = NULL;
+	free(a->stream_id);
+	a->stream_id = NULL;
+	master_offers_rescind_agent(a);
+	master_tasks_agent_lost(a);
+	allocator_remove_agent(m->allocator, a->alloc);
+	a->alloc = -1;
+}
+
+static void ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master_agent *a = arg;
+
+	if (a->state != AGENT_CONNECTED && a->state != AGENT_DISCONNECTED)
+		return;
+	if (a->heard)
+		a->missed_pings = 0;
+	else
+		a->missed_pings++;
+	a->heard = false;
+	if (a->missed_pings >= a->m->flags.max_agent_ping_timeouts) {
+		agent_unreachable(a);
+		return;
+	}
+	send_heartbeat(a);
+}
+
+static void disconnected_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master_agent *a = arg;
+
+	if (a->state == AGENT_DISCONNECTED)
+		master_offers_rescind_agent(a);
+}
+
+static void stream_closed_cb(struct bt_http_stream *st, void *arg)
+{
+	struct master_agent *a = arg;
+	struct timeval now = { 0, 0 };
+
+	if (a->stream != st)
+		return;
+	log_info("agent '%s' (%s) disconnected", a->id, a->hostname);
+	a->stream = NULL;
+	free(a->stream_id);
+	a->stream_id = NULL;
+	if (a->state == AGENT_CONNECTED)
+		a->state = AGENT_DISCONNECTED;
+	allocator_activate_agent(a->m->allocator, a->alloc, false);
+	/* rescinding sends events; do it from the loop, not under the server's callback */
+	if (a->disconnect_ev == NULL)
+		a->disconnect_ev = event_new(a->m->base, -1, 0, disconnected_cb, a);
+	event_add(a->disconnect_ev, &now);
+}
+
+void master_agents_reregister_timeout(struct master *m)
+{
+	size_t n;
+	void **v = master_map_values(&m->agents, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct master_agent *a = v[i];
+		if (a->state != AGENT_RECOVERED)
+			continue;
+		log_warn("agent '%s' did not re-subscribe within %.0f s of the restart; unreachable",
+		    a->id, m->flags.agent_reregister_timeout);
+		a->state = AGENT_UNREACHABLE;
+		a->unreachable_time = bt_now();
+	}
+	free(v);
+}
+
+/* task key for the report check */
+static char *task_key(const char *framework_id, const char *task_id)
+{
+	return xasprintf("%s\n%s", framework_id, task_id);
+}
+
+/* re-add the reported frameworks and tasks; tasks the agent no longer has are lost */
+static void agent_take_report(struct master_agent *a, const Butte__AgentCall__Subscribe *sub)
+{
+	struct master *m = a->m;
+	struct master_map seen;
+	struct master_task *t, *next;
+
+	master_map_init(&seen);
+	for (size_t i = 0; i < sub->n_frameworks; i++) {
+		Mesos__V1__FrameworkInfo *fi = sub->frameworks[i];
+		if (fi->id == NULL || fi->id->value == NULL)
+			continue;
+		if (master_framework_find(m, fi->id->value) == NULL &&
+		    master_framework_find_completed(m, fi->id->value) == NULL)
+			master_framework_new(m, fi, FRAMEWORK_RECOVERED);
+	}
+	for (size_t i = 0; i < sub->n_tasks; i++) {
+		Mesos__V1__Task *rt = sub->tasks[i];
+		char *key;
+		if (rt->framework_id == NULL || rt->task_id == NULL)
+			continue;
+		if (master_framework_find_completed(m, rt->framework_id->value) != NULL &&
+		    master_framework_find(m, rt->framework_id->value) == NULL)
+			continue;       /* shut down below */
+		master_task_reported(a, rt);
+		key = task_key(rt->framework_id->value, rt->task_id->value);
+		master_map_put(&seen, key, a);
+		free(key);
+	}
+	for (t = TAILQ_FIRST(&a->tasks); t != NULL; t = next) {
+		char *key = task_key(t->fw->id, t->id);
+		bool found = master_map_get(&seen, key) != NULL;
+		next = TAILQ_NEXT(t, agent_entry);
+		free(key);
+		if (found || master_state_terminal(t->state))
+			continue;
+		master_task_transition(t, t->fw->partition_aware ?
+		    MESOS__V1__TASK_STATE__TASK_GONE : MESOS__V1__TASK_STATE__TASK_LOST,
+		    MESOS__V1__TASK_STATUS__REASON__REASON_RECONCILIATION,
+		    "Task is unknown to the re-subscribed agent");
+	}
+	master_map_release(&seen);
+}
+
+/* give the allocator back what the agent's tasks hold (before the agent is re-added) */
+static void uncharge_tasks(struct master_agent *a)
+{
+	struct master_task *t;
+
+	TAILQ_FOREACH(t, &a->tasks, agent_entry) {
+		if (t->released)
+			continue;
+		allocator_recover(a->m->allocator, a->alloc, t->fw->alloc, &t->resources, 0, 0);
+		t->released = true;
+	}
+}
+
+/* charge the agent's live tasks to it and their frameworks (after the report) */
+static void charge_tasks(struct master_agent *a)
+{
+	struct master_task *t;
+
+	TAILQ_FOREACH(t, &a->tasks, agent_entry) {
+		if (!t->released || master_state_terminal(t->state) || t->unreachable)
+			continue;
+		allocator_use(a->m->allocator, a->alloc, t->fw->alloc, &t->resources);
+		t->released = false;
+	}
+}
+
+static void send_subscribed(struct master_agent *a)
+{
+	Butte__AgentEvent ev = BUTTE__AGENT_EVENT__INIT;
+	Butte__AgentEvent__Subscribed sub = BUTTE__AGENT_EVENT__SUBSCRIBED__INIT;
+	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+	Mesos__V1__MasterInfo info = MESOS__V1__MASTER_INFO__INIT;
+	Mesos__V1__Address addr = MESOS__V1__ADDRESS__INIT;
+
+	aid.value = a->id;
+	master_info_fill(a->m, &info, &addr);
+	sub.agent_id = &aid;
+	sub.has_heartbeat_interval_seconds = true;
+	sub.heartbeat_interval_seconds = a->m->flags.agent_ping_timeout;
+	sub.master_info = &info;
+	ev.has_type = true;
+	ev.type = BUTTE__AGENT_EVENT__TYPE__SUBSCRIBED;
+	ev.subscribed = &sub;
+	master_agent_send(a, &ev);
+}
+
+/* shut down frameworks that were removed while the agent was away */
+static void shutdown_removed_frameworks(struct master_agent *a, const Butte__AgentCall__Subscribe *sub)
+{
+	for (size_t i = 0; i < sub->n_tasks; i++) {
+		Mesos__V1__Task *rt = sub->tasks[i];
+		if (rt->framework_id == NULL)
+			continue;
+		if (master_framework_find(a->m, rt->framework_id->value) == NULL &&
+		    master_framework_find_completed(a->m, rt->framework_id->value) != NULL)
+			master_agent_send_shutdown(a, rt->framework_id->value);
+	}
+}
+
+/* the agent record for a subscription (new id when none is given); NULL after a 400 */
+static struct master_agent *agent_admit(struct master *m, struct evhttp_request *req,
+    const Mesos__V1__AgentInfo *info, bool *fresh)
+{
+	struct master_agent *a;
+	char *cause = NULL, *id;
+
+	*fresh = false;
+	if (info->id != NULL && info->id->value != NULL && info->id->value[0] != '\0') {
+		a = master_agent_find(m, info->id->value);
+		if (a == NULL)
+			a = agent_new(m, info->id->value);
+	} else {
+		id = xasprintf("%s-S%llu", m->id, (unsigned long long)m->next_agent++);
+		a = agent_new(m, id);
+		free(id);
+		*fresh = true;
+	}
+	if (agent_set_info(a, info, &cause) != 0) {
+		bt_http_error(req, 400, "%s", cause);
+		free(cause);
+		if (*fresh)
+			master_agent_free(master_map_remove(&m->agents, a->id));
+		return NULL;
+	}
+	return a;
+}
+
+/* the agent's (possibly new) total replaces its old one in the allocator */
+static void agent_reset_allocation(struct master_agent *a)
+{
+	struct allocator *al = a->m->allocator;
+
+	master_offers_rescind_agent(a);
+	uncharge_tasks(a);
+	allocator_remove_agent(al, a->alloc);
+	a->alloc = allocator_add_agent(al, a->id, &a->total, a);
+}
+
+static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte__AgentCall *call)
+{
+	Butte__AgentCall__Subscribe *sub = call->subscribe;
+	struct master_agent *a;
+	bool fresh;
+	struct timeval tv;
+
+	if (sub == NULL || sub->agent_info == NULL) {
+		bt_http_error(req, 400, "expecting 'subscribe.agent_info' to be present");
+		return;
+	}
+	if ((a = agent_admit(m, req, sub->agent_info, &fresh)) == NULL)
+		return;
+	if (a->stream != NULL)
+		bt_http_stream_close(a->stream);
+	a->stream = NULL;
+	free(a->stream_id);
+	free(a->version);
+	a->version = xstrdup(sub->version != NULL ? sub->version : MASTER_VERSION);
+	free(a->ip);
+	a->ip = xstrdup(bt_http_peer(req) != NULL ? bt_http_peer(req) : "127.0.0.1");
+	agent_reset_allocation(a);
+	if (a->registered_time == 0)
+		a->registered_time = bt_now();
+	else
+		a->reregistered_time = bt_now();
+	a->state = AGENT_CONNECTED;
+	a->heard = true;
+	a->missed_pings = 0;
+	a->stream_id = bt_uuid_new();
+	agent_take_report(a, sub);
+	charge_tasks(a);
+	master_registry_put_agent(m, a);
+	bt_http_add_header(req, "Mesos-Stream-Id", a->stream_id);
+	a->stream = bt_http_stream_start(req, 200, "application/x-protobuf", true,
+	    MASTER_STREAM_MAX_BUFFERED, stream_closed_cb, a);
+	send_subscribed(a);
+	shutdown_removed_frameworks(a, sub);
+	if (a->ping_ev == NULL)
+		a->ping_ev = event_new(m->base, -1, EV_PERSIST, ping_cb, a);
+	tv = bt_timeval(m->flags.agent_ping_timeout);
+	event_add(a->ping_ev, &tv);
+	log_info("agent '%s' at %s:%d %s with %zu tasks", a->id, a->hostname, a->port,
+	    fresh ? "subscribed" : "re-subscribed", sub->n_tasks);
+	master_allocate_soon(m);
+}
+
+/* UPDATE and HEARTBEAT: the caller must hold the agent's current stream */
+static void agent_call(struct master *m, struct evhttp_request *req, Butte__AgentCall *call)
+{
+	const char *sid = bt_http_header(req, "Mesos-Stream-Id");
+	struct master_agent *a;
+
+	if (call->agent_id == NULL || call->agent_id->value == NULL) {
+		bt_http_error(req, 400, "expecting 'agent_id' to be present");
+		return;
+	}
+	a = master_agent_find(m, call->agent_id->value);
+	if (a == NULL) {
+		bt_http_error(req, 400, "agent '%s' is unknown", call->agent_id->value);
+		return;
+	}
+	if (sid == NULL) {
+		bt_http_error(req, 400, "all non-subscribe calls should include the "
+		    "'Mesos-Stream-Id' header");
+		return;
+	}
+	if (a->stream_id == NULL || strcmp(sid, a->stream_id) != 0) {
+		bt_http_error(req, 400, "the stream id '%s' does not match the current "
+		    "subscription of agent '%s'", sid, a->id);
+		return;
+	}
+	a->heard = true;
+	if (call->type == BUTTE__AGENT_CALL__TYPE__UPDATE) {
+		if (call->update == NULL || call->update->status == NULL ||
+		    call->update->framework_id == NULL) {
+			bt_http_error(req, 400, "expecting 'update' to be present");
+			return;
+		}
+		master_task_status_update(a, call->update->framework_id->value,
+		    call->update->status);
+	}
+	bt_http_reply(req, 202, NULL, NULL, 0);
+}
+
+void master_agent_api_cb(struct evhttp_request *req, const char *path,
+    const struct evkeyvalq *query, void *arg)
+{
+	struct master *m = arg;
+	Butte__AgentCall *call;
+	char *ctype, *cause = NULL;
+	const char *body;
+	size_t len;
+
+	if (strcmp(bt_http_method(req), "POST") != 0) {
+		bt_http_error(req, 405, "expecting a 'POST' request, received '%s'",
+		    bt_http_method(req));
+		return;
+	}
+	ctype = bt_http_content_type(req);
+	if (ctype == NULL) {
+		bt_http_error(req, 400, "expecting 'Content-Type' to be present");
+		return;
+	}
+	if (strcmp(ctype, "application/x-protobuf") != 0) {
+		bt_http_error(req, 415, "expecting 'Content-Type' of application/x-protobuf, "
+		    "received '%s'", ctype);
+		free(ctype);
+		return;
+	}
+	free(ctype);
+	body = bt_http_body(req, &len);
+	call = (Butte__AgentCall *)bt_pb_decode(&butte__agent_call__descriptor, false, body, len,
+	    &cause);
+	if (call == NULL) {
+		bt_http_error(req, 400, "failed to parse body into AgentCall: %s", cause);
+		free(cause);
+		return;
+	}
+	switch (call->type) {
+	case BUTTE__AGENT_CALL__TYPE__SUBSCRIBE:
+		agent_subscribe(m, req, call);
+		break;
+	case BUTTE__AGENT_CALL__TYPE__UPDATE:
+	case BUTTE__AGENT_CALL__TYPE__HEARTBEAT:
+		agent_call(m, req, call);
+		break;
+	default:
+		bt_http_error(req, 400, "unsupported agent call type %d", (int)call->type);
+		break;
+	}
+	protobuf_c_message_free_unpacked(&call->base, NULL);
+}
+
+void master_agents_init(struct master *m)
+{
+	bt_http_server_route(m->http, "/api/v1/agent", BT_ROUTE_EXACT, master_agent_api_cb, m);
+}

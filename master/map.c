@@ -1,0 +1,132 @@
+/*
+ * map.c -- a string-keyed hash table of pointers for the master's tables.
+ *
+ * Separate chaining with FNV-1a hashes; the bucket array doubles when the
+ * table holds more entries than buckets, so lookups stay O(1) for tens of
+ * thousands of agents and tasks. Keys are copied; values are not owned.
+ */
+#include "master.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+void master_map_init(struct master_map *m)
+{
+	m->nbuckets = 16;
+	m->buckets = xcalloc(m->nbuckets, sizeof *m->buckets);
+	m->n = 0;
+}
+
+void master_map_release(struct master_map *m)
+{
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct master_map_entry *e = m->buckets[i], *next;
+		for (; e != NULL; e = next) {
+			next = e->next;
+			free(e->key);
+			free(e);
+		}
+	}
+	free(m->buckets);
+	m->buckets = NULL;
+	m->nbuckets = m->n = 0;
+}
+
+static void grow(struct master_map *m)
+{
+	size_t nb = m->nbuckets * 2;
+	struct master_map_entry **b = xcalloc(nb, sizeof *b);
+
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct master_map_entry *e = m->buckets[i], *next;
+		for (; e != NULL; e = next) {
+			next = e->next;
+			size_t j = hash(e->key) & (nb - 1);
+			e->next = b[j];
+			b[j] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = nb;
+}
+
+void *master_map_get(const struct master_map *m, const char *key)
+{
+	struct master_map_entry *e;
+
+	if (key == NULL || m->nbuckets == 0)
+		return NULL;
+	for (e = m->buckets[hash(key) & (m->nbuckets - 1)]; e != NULL; e = e->next) {
+		if (strcmp(e->key, key) == 0)
+			return e->value;
+	}
+	return NULL;
+}
+
+void master_map_put(struct master_map *m, const char *key, void *value)
+{
+	size_t i = hash(key) & (m->nbuckets - 1);
+	struct master_map_entry *e;
+
+	for (e = m->buckets[i]; e != NULL; e = e->next) {
+		if (strcmp(e->key, key) == 0) {
+			e->value = value;
+			return;
+		}
+	}
+	e = xmalloc(sizeof *e);
+	e->key = xstrdup(key);
+	e->value = value;
+	e->next = m->buckets[i];
+	m->buckets[i] = e;
+	if (++m->n > m->nbuckets)
+		grow(m);
+}
+
+void *master_map_remove(struct master_map *m, const char *key)
+{
+	struct master_map_entry **pp, *e;
+	void *value;
+
+	if (key == NULL || m->nbuckets == 0)
+		return NULL;
+	for (pp = &m->buckets[hash(key) & (m->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
+		e = *pp;
+		if (strcmp(e->key, key) != 0)
+			continue;
+		*pp = e->next;
+		value = e->value;
+		free(e->key);
+		free(e);
+		m->n--;
+		return value;
+	}
+	return NULL;
+}
+
+void **master_map_values(const struct master_map *m, size_t *n)
+{
+	void **v = xcalloc(m->n + 1, sizeof *v);
+	size_t k = 0;
+
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		for (struct master_map_entry *e = m->buckets[i]; e != NULL; e = e->next)
+			v[k++] = e->value;
+	}
+	*n = k;
+	return v;
+}

@@ -1,0 +1,550 @@
+"""End-to-end tests of butte-relay, the Marathon-compatible framework.
+
+Each test starts a real butte-master, two real butte-agents with disjoint
+port ranges and a real butte-relay on loopback, and drives relay through
+its Marathon v2 REST API (with requests, and with the python marathon
+client). Task processes are found by their working directory (the agent
+sandboxes under the test's tmp dir) and their MARATHON_APP_ID variable.
+"""
+import os
+import signal
+import time
+
+import pytest
+
+from harness import http, task_pids, wait_for
+
+MASTER_FLAGS = ("--agent_ping_timeout=1secs", "--max_agent_ping_timeouts=3",
+                "--allocation_interval=100ms")
+AGENT1 = "cpus:4;mem:2048;disk:1024;ports(*):[31000-31099]"
+AGENT2 = "cpus:4;mem:2048;disk:1024;ports(*):[31100-31199]"
+JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def start(cluster, agents=2):
+    cluster.start_master(*MASTER_FLAGS)
+    if agents >= 1:
+        cluster.start_agent(resources=AGENT1)
+    if agents >= 2:
+        cluster.start_agent(resources=AGENT2)
+    cluster.start_relay()
+    return cluster
+
+
+def api(cluster, method, path, body=None, raw=None, headers=None, **kw):
+    h = dict(JSON)
+    h.update(headers or {})
+    if raw is not None:
+        return http(method, cluster.relay_url + path, data=raw, headers=h, **kw)
+    return http(method, cluster.relay_url + path, json=body, headers=h, **kw)
+
+
+def sleeper(app_id, instances=1, **extra):
+    app = {"id": app_id, "cmd": "sleep 600", "cpus": 0.1, "mem": 16,
+           "instances": instances, "backoffSeconds": 0.1}
+    app.update(extra)
+    return app
+
+
+def get_app(cluster, app_id):
+    r = api(cluster, "GET", "/v2/apps/" + app_id.lstrip("/"))
+    assert r.status_code == 200, r.text
+    return r.json()["app"]
+
+
+def app_pids(cluster, app_id):
+    """Task processes of one app: cwd under the test dir, MARATHON_APP_ID set to it."""
+    found = []
+    for pid in task_pids(cluster.dir):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"MARATHON_APP_ID={app_id}".encode() in env:
+            found.append(pid)
+    return found
+
+
+def app_processes(cluster, app_id):
+    """One pid per task: the oldest process of each MESOS_TASK_ID."""
+    tasks = {}
+    for pid in app_pids(cluster, app_id):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+        except OSError:
+            continue
+        tid = env.get(b"MESOS_TASK_ID", b"").decode()
+        tasks.setdefault(tid, []).append(pid)
+    return {tid: min(pids) for tid, pids in tasks.items()}
+
+
+def running(cluster, app_id, n):
+    """The app has exactly n running tasks, all listed, and n task processes."""
+    app = get_app(cluster, app_id)
+    tasks = [t for t in app["tasks"] if t["state"] == "TASK_RUNNING"]
+    if app["tasksRunning"] != n or len(tasks) != n or len(app["tasks"]) != n:
+        return None
+    if len(app_processes(cluster, app_id)) != n:
+        return None
+    return app
+
+
+def wait_running(cluster, app_id, n, timeout=30):
+    return wait_for(lambda: running(cluster, app_id, n), timeout=timeout,
+                    what=f"{app_id} to have {n} running tasks")
+
+
+def agent_ids(cluster):
+    """agent Proc -> agent id, from the master's state."""
+    out = {}
+    for s in cluster.master_state().get("slaves", []):
+        for a in cluster.agents:
+            if s.get("port") == a.port:
+                out[a.name] = s["id"]
+    return out
+
+
+def still_serving(cluster):
+    assert api(cluster, "GET", "/ping").status_code == 200
+
+
+# --- bad input -----------------------------------------------------------------
+
+def test_bad_input_answers_like_marathon(cluster):
+    start(cluster, agents=0)
+
+    r = api(cluster, "POST", "/v2/apps", raw="{not json")
+    assert r.status_code == 400
+    assert r.json()["message"] == "Invalid JSON"
+    assert isinstance(r.json()["details"], str) and r.json()["details"]
+    still_serving(cluster)
+
+    r = api(cluster, "POST", "/v2/apps", raw="")
+    assert r.status_code == 400 and r.json()["message"] == "Invalid JSON"
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "nocmd", "cpus": 0.1})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["message"] == "Object is not valid"
+    assert {"path": "/", "errors": [
+        "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'."]} \
+        in body["details"]
+    still_serving(cluster)
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "Bad_Id", "cmd": "true"})
+    assert r.status_code == 422
+    assert r.json()["details"][0]["path"] == "/id"
+    assert "must fully match regular expression" in r.json()["details"][0]["errors"][0]
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "typed", "cmd": "true", "cpus": "lots"})
+    assert r.status_code == 400
+    assert r.json()["details"] == [{"path": "/cpus", "errors": ["error.expected.jsnumber"]}]
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "neg", "cmd": "true", "instances": -1})
+    assert r.status_code == 422 and r.json()["details"][0]["path"] == "/instances"
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "both", "cmd": "true", "ports": [0],
+                                         "portDefinitions": [{"port": 0}]})
+    assert r.status_code == 422
+    assert "cannot specify both ports and port definitions" in r.text
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "dup", "cmd": "true", "portDefinitions": [
+        {"port": 0, "name": "a"}, {"port": 0, "name": "a"}]})
+    assert r.status_code == 422 and "Port names must be unique." in r.text
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "x", "cmd": "true"},
+            headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    still_serving(cluster)
+
+    r = api(cluster, "POST", "/v2/apps", sleeper("/twice", instances=0))
+    assert r.status_code == 201
+    r = api(cluster, "POST", "/v2/apps", sleeper("/twice", instances=0))
+    assert r.status_code == 409
+    assert r.json() == {"message": "An app with id [/twice] already exists."}
+
+    for method in ("GET", "DELETE"):
+        r = api(cluster, method, "/v2/apps/nope")
+        assert r.status_code == 404
+        assert r.json() == {"message": "App '/nope' does not exist"}
+    r = api(cluster, "GET", "/v2/apps/nope/tasks")
+    assert r.status_code == 404
+
+    r = api(cluster, "GET", "/v2/nothing-here")
+    assert r.status_code == 404 and r.json() == {"message": "URI not found"}
+
+    r = api(cluster, "PUT", "/v2/apps/twice", {"version": "2001-01-01T00:00:00.000Z"})
+    assert r.status_code == 404
+
+    r = api(cluster, "DELETE", "/v2/apps/twice/tasks?scale=true&wipe=true")
+    assert r.status_code == 400
+    assert r.json()["message"] == "You cannot use scale and wipe at the same time."
+    still_serving(cluster)
+
+
+def test_app_json_shape_and_versions(cluster):
+    start(cluster, agents=0)
+    r = api(cluster, "POST", "/v2/apps", {"id": "grp/shape", "cmd": "true", "instances": 0,
+                                         "ports": [0, 0], "uris": ["http://x/a.tgz"],
+                                         "labels": {"a": "b"}})
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == "/v2/apps/grp/shape"
+    assert r.headers["Marathon-Deployment-Id"]
+    app = r.json()
+    assert app["id"] == "/grp/shape"
+    assert "ports" not in app and "uris" not in app
+    assert [p["port"] for p in app["portDefinitions"]] == [10000, 10001]
+    assert app["fetch"][0] == {"uri": "http://x/a.tgz", "extract": True,
+                               "executable": False, "cache": False}
+    for key, value in (("cpus", 1), ("mem", 128), ("disk", 0), ("backoffSeconds", 1),
+                       ("backoffFactor", 1.15), ("maxLaunchDelaySeconds", 300),
+                       ("killSelection", "YOUNGEST_FIRST"), ("requirePorts", False)):
+        assert app[key] == value, key
+    assert app["tasksRunning"] == 0 and app["tasksStaged"] == 0
+    assert app["deployments"] == [{"id": r.headers["Marathon-Deployment-Id"]}]
+    v1 = app["version"]
+
+    # a second app never gets the same service ports
+    r = api(cluster, "POST", "/v2/apps", {"id": "other", "cmd": "true", "instances": 0})
+    assert r.json()["portDefinitions"][0]["port"] == 10002
+
+    # the python client's double slash, a scale keeps the config version
+    r = api(cluster, "PUT", "/v2/apps//grp/shape?force=True", {"instances": 0})
+    assert r.status_code == 200 and set(r.json()) == {"deploymentId", "version"}
+    app = get_app(cluster, "/grp/shape")
+    assert app["versionInfo"]["lastConfigChangeAt"] == v1
+    assert [p["port"] for p in app["portDefinitions"]] == [10000, 10001]
+
+    r = api(cluster, "PUT", "/v2/apps/grp/shape", {"cmd": "echo changed"})
+    assert r.status_code == 200
+    app = get_app(cluster, "/grp/shape")
+    assert app["cmd"] == "echo changed" and app["versionInfo"]["lastConfigChangeAt"] != v1
+    versions = api(cluster, "GET", "/v2/apps/grp/shape/versions").json()["versions"]
+    assert len(versions) == 3 and v1 in versions
+    old = api(cluster, "GET", "/v2/apps/grp/shape/versions/" + v1).json()
+    assert old["cmd"] == "true"
+
+    # rollback to the first version
+    r = api(cluster, "PUT", "/v2/apps/grp/shape", {"version": v1})
+    assert r.status_code == 200, r.text
+    assert get_app(cluster, "/grp/shape")["cmd"] == "true"
+
+    # PUT creates a missing app
+    r = api(cluster, "PUT", "/v2/apps/created", {"cmd": "true", "instances": 0})
+    assert r.status_code == 201
+    assert get_app(cluster, "/created")["instances"] == 0
+
+    r = api(cluster, "GET", "/v2/apps?id=shape")
+    assert [a["id"] for a in r.json()["apps"]] == ["/grp/shape"]
+    r = api(cluster, "GET", "/v2/apps?label=a==b")
+    assert [a["id"] for a in r.json()["apps"]] == ["/grp/shape"]
+
+    assert api(cluster, "GET", "/ping", headers={"Accept": "text/plain"}).text == "pong"
+    info = api(cluster, "GET", "/v2/info").json()
+    assert info["name"] == "marathon"
+    for key in ("marathon_config", "zookeeper_config", "http_config"):
+        assert isinstance(info[key], dict)
+    assert info["http_config"]["http_port"] == cluster.relay.port
+    assert "leader" in api(cluster, "GET", "/v2/leader").json()
+
+
+# --- keeping N instances ------------------------------------------------------------
+
+def test_three_instances_run_and_a_killed_task_is_replaced(cluster):
+    start(cluster)
+    r = api(cluster, "POST", "/v2/apps", sleeper("/web", instances=3,
+                                                 env={"GREETING": "hi"},
+                                                 portDefinitions=[{"port": 0, "name": "http"}]))
+    assert r.status_code == 201, r.text
+    app = wait_running(cluster, "/web", 3)
+    service_port = app["portDefinitions"][0]["port"]
+
+    for t in app["tasks"]:
+        assert t["appId"] == "/web"
+        assert t["id"].startswith("web.instance-") and t["id"].endswith("._app.1")
+        assert len(t["ports"]) == 1 and 31000 <= t["ports"][0] <= 31199
+        assert t["servicePorts"] == [service_port]
+        assert t["startedAt"] and t["stagedAt"] and t["slaveId"]
+        assert t["ipAddresses"][0]["protocol"] == "IPv4"
+
+    # the task environment
+    procs = app_processes(cluster, "/web")
+    some_task = next(iter(procs))
+    with open(f"/proc/{procs[some_task]}/environ", "rb") as f:
+        env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    task = next(t for t in app["tasks"] if t["id"] == some_task)
+    assert env[b"PORT0"] == str(task["ports"][0]).encode()
+    assert env[b"PORT"] == env[b"PORT0"] and env[b"PORT_HTTP"] == env[b"PORT0"]
+    assert env[b"GREETING"] == b"hi"
+    assert env[b"MARATHON_APP_VERSION"] == app["version"].encode()
+
+    # the deployment ends once the tasks run
+    wait_for(lambda: api(cluster, "GET", "/v2/deployments").json() == [],
+             what="deployments to finish")
+
+    old_ids = set(procs)
+    victim_task, victim_pid = next(iter(procs.items()))
+    os.kill(victim_pid, signal.SIGKILL)
+
+    def replaced():
+        app = running(cluster, "/web", 3)
+        if app is None:
+            return None
+        ids = {t["id"] for t in app["tasks"]}
+        return app if victim_task not in ids and len(ids & old_ids) == 2 else None
+    app = wait_for(replaced, timeout=30, what="the killed task to be replaced")
+    new = [t for t in app["tasks"] if t["id"] not in old_ids][0]
+    # the instance lives on as the next incarnation
+    assert new["id"] == victim_task.rsplit(".", 1)[0] + ".2"
+    failure = app.get("lastTaskFailure")
+    assert failure and failure["taskId"] == victim_task and failure["state"] == "TASK_FAILED"
+
+
+def test_scale_up_down_and_delete_leaves_no_process(cluster):
+    start(cluster)
+    assert api(cluster, "POST", "/v2/apps", sleeper("/scaled", instances=2)).status_code == 201
+    wait_running(cluster, "/scaled", 2)
+
+    r = api(cluster, "PUT", "/v2/apps/scaled", {"instances": 5})
+    assert r.status_code == 200
+    assert r.headers["Marathon-Deployment-Id"] == r.json()["deploymentId"]
+    app = wait_running(cluster, "/scaled", 5)
+    oldest = min(app["tasks"], key=lambda t: t["stagedAt"])
+
+    r = api(cluster, "PUT", "/v2/apps/scaled", {"instances": 1})
+    assert r.status_code == 200
+    app = wait_running(cluster, "/scaled", 1)
+    # youngest first: the one left is the oldest
+    assert app["tasks"][0]["id"] == oldest["id"]
+
+    r = api(cluster, "DELETE", "/v2/apps/scaled")
+    assert r.status_code == 200 and "deploymentId" in r.json()
+    assert api(cluster, "GET", "/v2/apps/scaled").status_code == 404
+    wait_for(lambda: app_pids(cluster, "/scaled") == [], what="no task process left")
+    wait_for(lambda: api(cluster, "GET", "/v2/tasks").json()["tasks"] == [],
+             what="no task listed")
+    wait_for(lambda: api(cluster, "GET", "/v2/deployments").json() == [],
+             what="the delete deployment to finish")
+
+
+def test_config_change_replaces_tasks(cluster):
+    start(cluster, agents=1)
+    api(cluster, "POST", "/v2/apps", sleeper("/cfg", instances=2))
+    app = wait_running(cluster, "/cfg", 2)
+    old_ids = {t["id"] for t in app["tasks"]}
+    r = api(cluster, "PUT", "/v2/apps/cfg", {"cmd": "sleep 601"})
+    assert r.status_code == 200
+
+    def replaced():
+        app = running(cluster, "/cfg", 2)
+        return app if app and not ({t["id"] for t in app["tasks"]} & old_ids) else None
+    app = wait_for(replaced, timeout=30, what="all tasks to run the new config")
+    assert all(t["version"] == app["version"] for t in app["tasks"])
+
+
+def test_failing_app_backs_off_and_reports_failure(cluster):
+    start(cluster, agents=1)
+    api(cluster, "POST", "/v2/apps", {"id": "crash", "cmd": "exit 3", "cpus": 0.1, "mem": 16,
+                                      "backoffSeconds": 0.2, "backoffFactor": 2,
+                                      "maxLaunchDelaySeconds": 30})
+
+    def failed():
+        app = get_app(cluster, "/crash")
+        f = app.get("lastTaskFailure")
+        return f if f and f["state"] in ("TASK_FAILED", "TASK_FINISHED") else None
+    f = wait_for(failed, timeout=30, what="a task failure to be reported")
+    assert f["appId"] == "/crash"
+    queue = wait_for(lambda: api(cluster, "GET", "/v2/queue").json()["queue"], timeout=30,
+                     what="the crashing app in the launch queue")
+    assert queue[0]["app"]["id"] == "/crash" and queue[0]["count"] == 1
+    assert set(queue[0]["delay"]) == {"timeLeftSeconds", "overdue"}
+    assert "role" not in queue[0]
+    r = api(cluster, "DELETE", "/v2/queue/crash/delay")
+    assert r.status_code == 204
+
+
+def test_killed_agent_tasks_move_to_the_other_agent(cluster):
+    start(cluster)
+    api(cluster, "POST", "/v2/apps", sleeper("/mover", instances=4))
+    app = wait_running(cluster, "/mover", 4)
+    ids = agent_ids(cluster)
+    used = {t["slaveId"] for t in app["tasks"]}
+    victim = next(a for a in cluster.agents if ids[a.name] in used)
+    survivor = next(a for a in cluster.agents if a is not victim)
+    victim.kill(signal.SIGKILL)
+
+    def moved():
+        app = get_app(cluster, "/mover")
+        tasks = app["tasks"]
+        if app["tasksRunning"] != 4 or len(tasks) != 4:
+            return None
+        return app if all(t["slaveId"] == ids[survivor.name] for t in tasks) else None
+    wait_for(moved, timeout=40, what="all tasks running on the surviving agent")
+
+
+def test_master_restart_keeps_tasks_without_duplicates(cluster):
+    start(cluster)
+    api(cluster, "POST", "/v2/apps", sleeper("/steady", instances=3))
+    app = wait_running(cluster, "/steady", 3)
+    ids = {t["id"] for t in app["tasks"]}
+    pids = app_processes(cluster, "/steady")
+
+    cluster.master.restart()
+    for a in cluster.agents:
+        cluster.wait_agent_registered(a, timeout=30)
+
+    def framework_back():
+        for fw in cluster.master_state().get("frameworks", []):
+            if fw.get("name") == "marathon" and fw.get("active", True) and \
+                    len(fw.get("tasks", [])) == 3:
+                return fw
+        return None
+    wait_for(framework_back, timeout=30, what="relay to re-subscribe with its tasks")
+    assert cluster.relay.log().count("subscribed as framework") >= 2
+
+    # watch for a while: the same three tasks, the same processes, nothing extra
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        app = get_app(cluster, "/steady")
+        assert {t["id"] for t in app["tasks"]} == ids
+        assert app_processes(cluster, "/steady") == pids
+        time.sleep(0.2)
+    assert app["tasksRunning"] == 3
+
+
+def test_relay_restart_adopts_tasks(cluster):
+    start(cluster)
+    api(cluster, "POST", "/v2/apps", sleeper("/kept", instances=2))
+    app = wait_running(cluster, "/kept", 2)
+    ids = {t["id"] for t in app["tasks"]}
+    pids = app_processes(cluster, "/kept")
+    version = app["version"]
+
+    cluster.relay.restart()
+    app = get_app(cluster, "/kept")
+    assert app["version"] == version
+    assert {t["id"] for t in app["tasks"]} == ids
+    wait_for(lambda: cluster.relay.log().count("subscribed as framework") >= 2,
+             what="relay to subscribe again")
+    fw_ids = [line for line in cluster.relay.log().splitlines() if "subscribed as framework" in line]
+    assert fw_ids[0].split("'")[1] == fw_ids[-1].split("'")[1], "same framework id"
+
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        app = get_app(cluster, "/kept")
+        assert {t["id"] for t in app["tasks"]} == ids
+        assert app_processes(cluster, "/kept") == pids
+        time.sleep(0.2)
+    assert app["tasksRunning"] == 2
+
+    # still in charge: scaling works after the restart
+    api(cluster, "PUT", "/v2/apps/kept", {"instances": 3})
+    wait_running(cluster, "/kept", 3)
+
+
+# --- the python marathon client --------------------------------------------------------
+
+def test_python_marathon_client(cluster):
+    marathon = pytest.importorskip("marathon")
+    from marathon import MarathonApp, MarathonClient
+    from marathon.exceptions import NotFoundError
+    start(cluster)
+    c = MarathonClient(cluster.relay_url)
+
+    assert c.ping()
+    info = c.get_info()
+    assert info.name == "marathon" and info.http_config.http_port == cluster.relay.port
+
+    created = c.create_app("pyapp", MarathonApp(cmd="sleep 600", cpus=0.1, mem=16,
+                                                instances=2, backoff_seconds=0.1))
+    assert created and created.id == "/pyapp"
+    assert len(c.list_deployments()) == 1
+    assert [a.id for a in c.list_apps()] == ["/pyapp"]
+    wait_for(lambda: c.get_app("pyapp").tasks_running == 2, timeout=30,
+             what="pyapp to run 2 tasks")
+    assert len(c.list_tasks("pyapp")) == 2
+    assert len(c.list_tasks()) == 2
+    apps = c.list_apps(embed_tasks=True)
+    assert len(apps[0].tasks) == 2
+    wait_for(lambda: c.list_deployments() == [], what="the deployment to finish")
+
+    c.scale_app("pyapp", instances=3)
+    wait_for(lambda: c.get_app("pyapp").tasks_running == 3, timeout=30, what="scale to 3")
+    app = c.get_app("pyapp")
+    app.instances = 1
+    c.update_app("pyapp", app)
+    wait_for(lambda: running(cluster, "/pyapp", 1), timeout=30, what="scale to 1")
+
+    result = c.delete_app("pyapp", force=True)
+    assert "deploymentId" in result
+    with pytest.raises(NotFoundError):
+        c.get_app("pyapp")
+    wait_for(lambda: app_pids(cluster, "/pyapp") == [], what="pyapp's processes to end")
+    assert c.list_queue() == []
+    assert "counters" in c.get_metrics()
+
+
+def test_constraints_place_tasks(cluster):
+    cluster.start_master(*MASTER_FLAGS)
+    cluster.start_agent("--attributes=rack:a", resources=AGENT1)
+    cluster.start_agent("--attributes=rack:b", resources=AGENT2)
+    cluster.start_relay()
+    ids = agent_ids(cluster)
+
+    api(cluster, "POST", "/v2/apps", sleeper("/pinned", instances=3,
+                                             constraints=[["rack", "CLUSTER", "b"]]))
+    app = wait_running(cluster, "/pinned", 3)
+    assert {t["slaveId"] for t in app["tasks"]} == {ids["agent2"]}
+
+    api(cluster, "POST", "/v2/apps", sleeper("/spread", instances=3,
+                                             constraints=[["rack", "UNIQUE"]]))
+    app = wait_running(cluster, "/spread", 2)
+    assert {t["slaveId"] for t in app["tasks"]} == {ids["agent1"], ids["agent2"]}
+    queue = api(cluster, "GET", "/v2/queue").json()["queue"]
+    assert [(q["app"]["id"], q["count"]) for q in queue] == [("/spread", 1)]
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "badc", "cmd": "true",
+                                         "constraints": [["rack", "NEAR"]]})
+    assert r.status_code == 422
+
+
+def test_task_kill_endpoints(cluster):
+    start(cluster, agents=1)
+    api(cluster, "POST", "/v2/apps", sleeper("/k", instances=3))
+    app = wait_running(cluster, "/k", 3)
+    first, second, third = sorted(t["id"] for t in app["tasks"])
+
+    # kill without scale: replaced
+    r = api(cluster, "DELETE", f"/v2/apps/k/tasks/{first}")
+    assert r.status_code == 200 and r.json()["task"]["id"] == first
+    wait_for(lambda: (lambda a: a if first not in {t["id"] for t in a["tasks"]} else None)(
+        running(cluster, "/k", 3)), timeout=30, what="the killed task to be replaced")
+
+    # kill with scale: one fewer instance
+    r = api(cluster, "DELETE", f"/v2/apps/k/tasks/{second}?scale=True")
+    assert r.status_code == 200 and "deploymentId" in r.json()
+    app = wait_running(cluster, "/k", 2)
+    assert app["instances"] == 2 and second not in {t["id"] for t in app["tasks"]}
+
+    r = api(cluster, "POST", "/v2/tasks/delete?scale=true", {"ids": [third]})
+    assert r.status_code == 200
+    app = wait_running(cluster, "/k", 1)
+    assert app["instances"] == 1
+
+    r = api(cluster, "POST", "/v2/tasks/delete", {"ids": ["no-such-task"]})
+    assert r.status_code == 400 and "Invalid task id" in r.json()["message"]
+    r = api(cluster, "DELETE", "/v2/apps/k/tasks/no-such-task")
+    assert r.status_code == 404 and r.json() == {"message": "Task 'no-such-task' does not exist"}
+
+    # restart replaces the remaining task
+    old = {t["id"] for t in app["tasks"]}
+    r = api(cluster, "POST", "/v2/apps/k/restart")
+    assert r.status_code == 200
+    wait_for(lambda: (lambda a: a if a and not ({t["id"] for t in a["tasks"]} & old) else None)(
+        running(cluster, "/k", 1)), timeout=30, what="the restart to replace the task")
+
+    staging = api(cluster, "GET", "/v2/tasks?status=staging").json()["tasks"]
+    assert staging == []
+    assert len(api(cluster, "GET", "/v2/tasks?status=running").json()["tasks"]) == 1
