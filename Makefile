@@ -5,7 +5,9 @@
 #   make test       deps, build, unit and integration tests
 #   make sanitize   the whole suite again under ASan and UBSan (build-san/)
 #   make demo       deps, build, start a local cluster and deploy an example
-#   make fuzz       build the fuzz targets (libFuzzer with FUZZER=libfuzzer)
+#   make fuzz       build the fuzz targets; for real fuzzing with clang's libFuzzer:
+#                   make BUILD=build-fuzz FUZZER=libfuzzer fuzz
+#                   build-fuzz/fuzz/fuzz_resources tests/fuzz/corpus/fuzz_resources
 #   make clean
 #
 # BUILD selects the output folder; SAN=1 builds with the sanitizers.
@@ -22,6 +24,11 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-fi
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
              -Icommon -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+ifeq ($(FUZZER),libfuzzer)
+CC       := clang
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=address,undefined
+endif
 ifeq ($(SAN),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS  += -fsanitize=address,undefined
@@ -85,7 +92,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 ifeq ($(FUZZER),libfuzzer)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	clang $(filter-out -MMD -MP,$(ALL_CFLAGS)) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
 else
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -97,7 +104,7 @@ fuzz: $(FUZZERS)
 # --- dependencies: Debian packages, installed only when missing ---
 DEB_PKGS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libevent-dev \
             libjansson-dev libcurl4-openssl-dev libsqlite3-dev libseccomp-dev libcmocka-dev \
-            python3 python3-pytest python3-requests python3-marathon busybox-static \
+            python3 python3-pytest python3-pytest-timeout python3-requests python3-marathon busybox-static \
             procps iproute2 curl
 
 deps:
@@ -117,7 +124,7 @@ unit: $(UNITS) $(FUZZERS)
 	exit $$fail
 
 integration: $(BINS)
-	BUTTE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	BUTTE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider --timeout=300 tests/integration $(PYTEST_ARGS)
 
 check: all
 	$(MAKE) --no-print-directory unit

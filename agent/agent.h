@@ -3,11 +3,13 @@
  *
  * The agent subscribes to the master (master_link.c), runs the tasks the
  * master launches as supervised process trees in sandbox directories
- * (containerizer.c), reports their states with reliable, acknowledged status
- * updates (updates.c), checkpoints everything to its work dir so that a
- * restart loses nothing (checkpoint.c), detects the resources the operator
- * did not name (detect.c) and serves /state, /health and the sandbox files
- * (http.c, files.c). main.c holds the flag table, the loop and the signals.
+ * (containerizer.c, with the environment from env.c), follows them until
+ * they end or are killed (tasks.c), reports their states with reliable,
+ * acknowledged status updates (updates.c), checkpoints everything to its
+ * work dir so that a restart loses nothing (checkpoint.c), detects the
+ * resources the operator did not name (detect.c) and serves /state, /health
+ * and the sandbox files (http.c, files.c). main.c holds the flag table, the
+ * loop and the signals.
  */
 #ifndef AGENT_H
 #define AGENT_H
@@ -25,6 +27,7 @@
 #include "flags.h"
 #include "mesos.pb-c.h"
 #include "resources.h"
+#include "mesos_util.h"
 
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)                      \
@@ -105,6 +108,7 @@ struct agent {
 	/* derived */
 	char *master_url;               /* http://host:port */
 	char *endpoint;                 /* ip:port others use to reach this agent */
+	char *advertise_ip;             /* the IPv4 address tasks are reached at, or NULL */
 	struct bt_resources resources;  /* total, after detection */
 	struct bt_attributes attributes;
 	char *agent_id;                 /* NULL until the first SUBSCRIBED */
@@ -155,8 +159,6 @@ void agent_update_send_once(struct agent *a, const char *framework_id, const cha
     Mesos__V1__TaskState state, const char *message, int reason);
 void agent_updates_start_retry(struct agent_task *t);
 bool agent_task_pending(const struct agent_task *t);
-bool agent_state_terminal(int state);
-const char *agent_state_name(int state);
 
 /* containerizer.c -- the process containerizer */
 int agent_containerizer_init(struct agent *a);

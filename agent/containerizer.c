@@ -305,20 +305,6 @@ static bool valid_id(const char *id)
 	return true;
 }
 
-static void *pb_copy(const ProtobufCMessage *m)
-{
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf = xmalloc(len + 1);
-	ProtobufCMessage *copy;
-
-	protobuf_c_message_pack(m, buf);
-	copy = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-	free(buf);
-	if (copy == NULL)
-		bt_fatal("unable to copy a '%s' message", m->descriptor->name);
-	return copy;
-}
-
 static void plan_release(struct launch_plan *p)
 {
 	agent_strv_free(p->argv);
@@ -409,8 +395,8 @@ static struct agent_task *task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw
 	t->container_id = bt_uuid_new();
 	t->framework_id = xstrdup(fw->id->value);
 	t->task_id = xstrdup(info->task_id->value);
-	t->info = pb_copy(&info->base);
-	t->framework = pb_copy(&fw->base);
+	t->info = (void *)bt_pb_copy(&info->base);
+	t->framework = (void *)bt_pb_copy(&fw->base);
 	t->state = MESOS__V1__TASK_STATE__TASK_STAGING;
 	t->launched = bt_now();
 	t->kill_grace = a->kill_grace;

@@ -40,7 +40,7 @@ static json_t *status_json(const Mesos__V1__TaskStatus *st)
 {
 	json_t *j = json_object();
 
-	json_object_set_new(j, "state", json_string(agent_state_name(st->state)));
+	json_object_set_new(j, "state", json_string(bt_task_state_name(st->state)));
 	json_object_set_new(j, "timestamp", json_real(st->timestamp));
 	if (st->message != NULL)
 		json_object_set_new(j, "message", json_string(st->message));
@@ -60,7 +60,7 @@ json_t *agent_task_json(const struct agent_task *t)
 	json_object_set_new(j, "framework_id", json_string(t->framework_id));
 	json_object_set_new(j, "executor_id", json_string(t->task_id));
 	json_object_set_new(j, "slave_id", json_string(a->agent_id != NULL ? a->agent_id : ""));
-	json_object_set_new(j, "state", json_string(agent_state_name(t->state)));
+	json_object_set_new(j, "state", json_string(bt_task_state_name(t->state)));
 	json_object_set_new(j, "resources",
 	    resources_flat_pb(t->info->resources, t->info->n_resources));
 	for (i = 0; i < t->nstatuses; i++)
@@ -92,7 +92,7 @@ json_t *agent_executor_json(const struct agent_task *t)
 	    resources_flat_pb(t->info->resources, t->info->n_resources));
 	if (t->supervisor_pid > 0)
 		json_object_set_new(e, "pid", json_integer(t->task_pid));
-	json_array_append_new(agent_state_terminal(t->state) ? done : tasks, agent_task_json(t));
+	json_array_append_new(bt_task_state_terminal(t->state) ? done : tasks, agent_task_json(t));
 	json_object_set_new(e, "tasks", tasks);
 	json_object_set_new(e, "queued_tasks", json_array());
 	json_object_set_new(e, "completed_tasks", done);
@@ -131,7 +131,7 @@ static json_t *frameworks_json(const struct agent *a)
 			f = agent_framework_json(t);
 			json_object_set_new(by_id, t->framework_id, f);
 		}
-		json_array_append_new(json_object_get(f, agent_state_terminal(t->state) ?
+		json_array_append_new(json_object_get(f, bt_task_state_terminal(t->state) ?
 		    "completed_executors" : "executors"), agent_executor_json(t));
 	}
 	json_object_foreach(by_id, key, f)

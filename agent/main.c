@@ -17,7 +17,9 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -144,6 +146,18 @@ static int configure(struct agent *a, char **cause)
 			a->hostname = xstrdup("localhost");
 	}
 	return 0;
+}
+
+/* --ip unless it is 0.0.0.0, else the hostname when it is an address; caller frees */
+static char *advertise_ip(const struct agent *a)
+{
+	struct in_addr in;
+
+	if (strcmp(a->ip, "0.0.0.0") != 0 && inet_pton(AF_INET, a->ip, &in) == 1)
+		return xstrdup(a->ip);
+	if (inet_pton(AF_INET, a->hostname, &in) == 1)
+		return xstrdup(a->hostname);
+	return NULL;
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg);
@@ -282,11 +296,23 @@ static void teardown(struct agent *a)
 	bt_attributes_release(&a->attributes);
 	free(a->master_url);
 	free(a->endpoint);
+	free(a->advertise_ip);
 	free(a->agent_id);
 	if (a->base != NULL)
 		event_base_free(a->base);
 	if (a->lock_fd >= 0)
 		close(a->lock_fd);
+}
+
+/* with 0, 1 or 2 closed, a pipe or socket could land there and be clobbered later */
+static void keep_std_fds_open(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd < 3)
+		;
+	if (fd >= 3)
+		close(fd);
 }
 
 int main(int argc, char **argv)
@@ -296,6 +322,7 @@ int main(int argc, char **argv)
 	char *cause = NULL;
 	int rc = 1;
 
+	keep_std_fds_open();
 	memset(a, 0, sizeof *a);
 	a->lock_fd = -1;
 	TAILQ_INIT(&a->tasks);
@@ -322,6 +349,7 @@ int main(int argc, char **argv)
 	}
 	if (a->port == 0)
 		a->port = bt_http_server_port(a->http);
+	a->advertise_ip = advertise_ip(a);
 	a->endpoint = xasprintf("%s:%d", strcmp(a->ip, "0.0.0.0") == 0 ? a->hostname : a->ip,
 	    a->port);
 	agent_containerizer_init(a);

@@ -390,7 +390,7 @@ static void fill_subscribe(struct agent_link *l, Butte__AgentCall__Subscribe *su
 	sub->tasks = xcalloc(cap + 1, sizeof *sub->tasks);
 	sub->frameworks = xcalloc(cap + 1, sizeof *sub->frameworks);
 	TAILQ_FOREACH(t, &a->tasks, entry) {
-		if (agent_state_terminal(t->state) && !agent_task_pending(t))
+		if (bt_task_state_terminal(t->state) && !agent_task_pending(t))
 			continue;
 		sub->tasks[n++] = task_report(a, t);
 		for (i = 0; i < nf; i++) {

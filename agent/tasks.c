@@ -90,7 +90,7 @@ static void close_pipe(struct agent_task *t)
 static void pipe_eof(struct agent_task *t)
 {
 	close_pipe(t);
-	if (agent_state_terminal(t->state))
+	if (bt_task_state_terminal(t->state))
 		return;
 	if (t->exec_errno != 0) {
 		char *why = agent_launch_error(t);
@@ -172,7 +172,7 @@ static void supervisor_ended(struct agent_task *t)
 	t->ended = true;
 	log_info("the supervisor of task '%s' (pid %d) has ended", t->task_id,
 	    (int)t->supervisor_pid);
-	if (agent_state_terminal(t->state)) {
+	if (bt_task_state_terminal(t->state)) {
 		agent_checkpoint_task(t);
 		agent_task_maybe_remove(t);
 		return;
@@ -242,7 +242,7 @@ static bool wants_killing_state(const struct agent_task *t)
 
 void agent_kill_task(struct agent_task *t, double grace)
 {
-	if (t->ended || agent_state_terminal(t->state) || t->killing)
+	if (t->ended || bt_task_state_terminal(t->state) || t->killing)
 		return;
 	t->killing = true;
 	t->kill_grace = grace < 0 ? 0 : grace;
@@ -341,7 +341,7 @@ void agent_recover_task(struct agent_task *t)
 {
 	unsigned long long start;
 
-	if (t->ended || agent_state_terminal(t->state)) {
+	if (t->ended || bt_task_state_terminal(t->state)) {
 		t->ended = true;
 		agent_task_maybe_remove(t);
 		return;
@@ -381,7 +381,7 @@ void agent_task_maybe_remove(struct agent_task *t)
 {
 	struct agent *a = t->agent;
 
-	if (!t->ended || (!agent_state_terminal(t->state) && !t->forget))
+	if (!t->ended || (!bt_task_state_terminal(t->state) && !t->forget))
 		return;
 	if (agent_task_pending(t) && !t->forget)
 		return;

@@ -21,41 +21,61 @@
 #define RETRY_MIN               10.0
 #define RETRY_MAX               600.0
 
-bool agent_state_terminal(int state)
-{
-	switch (state) {
-	case MESOS__V1__TASK_STATE__TASK_FINISHED:
-	case MESOS__V1__TASK_STATE__TASK_FAILED:
-	case MESOS__V1__TASK_STATE__TASK_KILLED:
-	case MESOS__V1__TASK_STATE__TASK_ERROR:
-	case MESOS__V1__TASK_STATE__TASK_LOST:
-	case MESOS__V1__TASK_STATE__TASK_DROPPED:
-	case MESOS__V1__TASK_STATE__TASK_GONE:
-	case MESOS__V1__TASK_STATE__TASK_GONE_BY_OPERATOR:
-		return true;
-	default:
-		return false;
-	}
-}
-
-const char *agent_state_name(int state)
-{
-	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&mesos__v1__task_state__descriptor, state);
-
-	return v != NULL ? v->name : "TASK_UNKNOWN";
-}
-
 bool agent_task_pending(const struct agent_task *t)
 {
 	return t->acked < t->nstatuses;
 }
 
-/* a heap TaskStatus (freed with mesos__v1__task_status__free_unpacked) */
-static Mesos__V1__TaskStatus *status_new(struct agent *a, const char *task_id,
-    Mesos__V1__TaskState state, const char *message, int reason, bool with_uuid)
+/*
+ * Where the task runs, as Mesos reports it for host networking: the
+ * container id and the agent's address (frameworks show it as the task's
+ * IP address).
+ */
+struct container_status {
+	Mesos__V1__ContainerStatus cs;
+	Mesos__V1__ContainerID cid;
+	Mesos__V1__NetworkInfo net;
+	Mesos__V1__NetworkInfo__IPAddress addr;
+	Mesos__V1__NetworkInfo *nets[1];
+	Mesos__V1__NetworkInfo__IPAddress *addrs[1];
+};
+
+static Mesos__V1__ContainerStatus *container_status(struct container_status *c,
+    const struct agent_task *t)
+{
+	struct agent *a = t->agent;
+
+	mesos__v1__container_status__init(&c->cs);
+	mesos__v1__container_id__init(&c->cid);
+	mesos__v1__network_info__init(&c->net);
+	mesos__v1__network_info__ipaddress__init(&c->addr);
+	c->cid.value = t->container_id;
+	c->cs.container_id = &c->cid;
+	if (t->task_pid > 0) {
+		c->cs.has_executor_pid = true;
+		c->cs.executor_pid = (uint32_t)t->task_pid;
+	}
+	if (a->advertise_ip != NULL) {
+		c->addr.has_protocol = true;
+		c->addr.protocol = MESOS__V1__NETWORK_INFO__PROTOCOL__IPv4;
+		c->addr.ip_address = a->advertise_ip;
+		c->addrs[0] = &c->addr;
+		c->net.n_ip_addresses = 1;
+		c->net.ip_addresses = c->addrs;
+		c->nets[0] = &c->net;
+		c->cs.n_network_infos = 1;
+		c->cs.network_infos = c->nets;
+	}
+	return &c->cs;
+}
+
+/* a heap TaskStatus (freed with mesos__v1__task_status__free_unpacked); t may be NULL */
+static Mesos__V1__TaskStatus *status_new(struct agent *a, const struct agent_task *t,
+    const char *task_id, Mesos__V1__TaskState state, const char *message, int reason,
+    bool with_uuid)
 {
 	Mesos__V1__TaskStatus st = MESOS__V1__TASK_STATUS__INIT;
+	struct container_status cs;
 	Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
 	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
 	Mesos__V1__ExecutorID eid = MESOS__V1__EXECUTOR_ID__INIT;
@@ -82,6 +102,8 @@ static Mesos__V1__TaskStatus *status_new(struct agent *a, const char *task_id,
 		st.has_reason = true;
 		st.reason = (Mesos__V1__TaskStatus__Reason)reason;
 	}
+	if (t != NULL)
+		st.container_status = container_status(&cs, t);
 	if (with_uuid) {
 		bt_uuid_random(uuid);
 		st.has_uuid = true;
@@ -110,7 +132,7 @@ static void send_head(struct agent_task *t)
 	if (st->has_uuid && st->uuid.len == 16)
 		bt_uuid_format(st->uuid.data, uuid);
 	log_info("sending %s update %s for task '%s' of framework '%s'",
-	    agent_state_name(st->state), uuid, t->task_id, t->framework_id);
+	    bt_task_state_name(st->state), uuid, t->task_id, t->framework_id);
 	agent_link_send_update(a->link, t->framework_id, st);
 }
 
@@ -151,10 +173,11 @@ void agent_update_new(struct agent_task *t, Mesos__V1__TaskState state, const ch
 	bool first = !agent_task_pending(t);
 
 	t->statuses = xreallocarray(t->statuses, t->nstatuses + 1, sizeof *t->statuses);
-	t->statuses[t->nstatuses++] = status_new(t->agent, t->task_id, state, message, reason, true);
+	t->statuses[t->nstatuses++] = status_new(t->agent, t, t->task_id, state, message, reason,
+	    true);
 	t->state = state;
 	log_info("task '%s' of framework '%s' is now %s%s%s", t->task_id, t->framework_id,
-	    agent_state_name(state), message != NULL ? ": " : "", message != NULL ? message : "");
+	    bt_task_state_name(state), message != NULL ? ": " : "", message != NULL ? message : "");
 	agent_checkpoint_task(t);
 	if (first)
 		agent_updates_start_retry(t);
@@ -179,7 +202,7 @@ void agent_update_ack(struct agent *a, const char *framework_id, const char *tas
 		return;
 	}
 	t->acked++;
-	log_debug("%s update of task '%s' acknowledged", agent_state_name(head->state), task_id);
+	log_debug("%s update of task '%s' acknowledged", bt_task_state_name(head->state), task_id);
 	agent_checkpoint_task(t);
 	agent_updates_start_retry(t);
 	agent_task_maybe_remove(t);
@@ -198,7 +221,7 @@ void agent_updates_resend(struct agent *a)
 void agent_update_send_once(struct agent *a, const char *framework_id, const char *task_id,
     Mesos__V1__TaskState state, const char *message, int reason)
 {
-	Mesos__V1__TaskStatus *st = status_new(a, task_id, state, message, reason, false);
+	Mesos__V1__TaskStatus *st = status_new(a, NULL, task_id, state, message, reason, false);
 
 	st->source = MESOS__V1__TASK_STATUS__SOURCE__SOURCE_AGENT;
 	if (agent_link_subscribed(a->link))

@@ -31,6 +31,7 @@
 #include <event2/bufferevent.h>
 
 #include "http_server.h"
+#include "json.h"
 #include <event2/http_struct.h>
 #include "log.h"
 #include "xmalloc.h"
@@ -345,7 +346,7 @@ void bt_http_reply_json(struct evhttp_request *req, int code, json_t *body)
 	char *text = NULL;
 
 	if (body != NULL)
-		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+		text = json_dumps(body, BT_JSON_DUMP_FLAGS);
 	bt_http_reply(req, code, "application/json", text != NULL ? text : "",
 	    text != NULL ? strlen(text) : 0);
 	free(text);

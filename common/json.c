@@ -27,14 +27,24 @@ json_t *bt_json_parse(const void *data, size_t len, char **cause)
 	return j;
 }
 
-char *bt_json_dump(const json_t *j)
+static char *dump(const json_t *j, size_t flags)
 {
-	char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *text = json_dumps(j, flags);
 
 	/* jansson returns NULL only for a NULL value or when out of memory */
 	if (text == NULL)
 		return xstrdup("null");
 	return text;
+}
+
+char *bt_json_dump(const json_t *j)
+{
+	return dump(j, BT_JSON_DUMP_FLAGS);
+}
+
+char *bt_json_dump_exact(const json_t *j)
+{
+	return dump(j, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
 const char *bt_json_string(const json_t *obj, const char *key)

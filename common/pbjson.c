@@ -470,7 +470,7 @@ static int number_error(int rc, const json_t *j, const ProtobufCFieldDescriptor 
 		    "a number" : "an integer"));
 		return -1;
 	}
-	text = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+	text = json_dumps(j, BT_JSON_DUMP_FLAGS);
 	set_cause(cause, xasprintf("field '%s': %s is out of range for %s", path,
 	    text != NULL ? text : "value", type_name(f->type)));
 	free(text);

@@ -14,6 +14,7 @@
  */
 #include "master.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,7 +71,7 @@ static int agent_set_info(struct master_agent *a, const Mesos__V1__AgentInfo *in
 	copy.id = &aid;
 	if (a->info != NULL)
 		mesos__v1__agent_info__free_unpacked(a->info, NULL);
-	a->info = (Mesos__V1__AgentInfo *)master_pb_copy(&copy.base);
+	a->info = (Mesos__V1__AgentInfo *)bt_pb_copy(&copy.base);
 	return 0;
 fail:
 	bt_resources_release(&total);
@@ -311,7 +312,7 @@ static void agent_take_report(struct master_agent *a, const Butte__AgentCall__Su
 		bool found = master_map_get(&seen, key) != NULL;
 		next = TAILQ_NEXT(t, agent_entry);
 		free(key);
-		if (found || master_state_terminal(t->state))
+		if (found || bt_task_state_terminal(t->state))
 			continue;
 		master_task_transition(t, t->fw->partition_aware ?
 		    MESOS__V1__TASK_STATE__TASK_GONE : MESOS__V1__TASK_STATE__TASK_LOST,
@@ -340,7 +341,7 @@ static void charge_tasks(struct master_agent *a)
 	struct master_task *t;
 
 	TAILQ_FOREACH(t, &a->tasks, agent_entry) {
-		if (!t->released || master_state_terminal(t->state) || t->unreachable)
+		if (!t->released || bt_task_state_terminal(t->state) || t->unreachable)
 			continue;
 		allocator_use(a->m->allocator, a->alloc, t->fw->alloc, &t->resources);
 		t->released = false;
@@ -419,6 +420,21 @@ static void agent_reset_allocation(struct master_agent *a)
 	a->alloc = allocator_add_agent(al, a->id, &a->total, a);
 }
 
+/*
+ * The address frameworks are told to reach the agent at: its hostname when
+ * that is an IP literal (an agent bound to 127.0.0.2 connects from
+ * 127.0.0.1), else the address its subscription came from.
+ */
+static const char *agent_address(const Mesos__V1__AgentInfo *info, struct evhttp_request *req)
+{
+	struct in6_addr addr;
+
+	if (info->hostname != NULL && (inet_pton(AF_INET, info->hostname, &addr) == 1 ||
+	    inet_pton(AF_INET6, info->hostname, &addr) == 1))
+		return info->hostname;
+	return bt_http_peer(req) != NULL ? bt_http_peer(req) : "127.0.0.1";
+}
+
 static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte__AgentCall *call)
 {
 	Butte__AgentCall__Subscribe *sub = call->subscribe;
@@ -439,7 +455,7 @@ static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte_
 	free(a->version);
 	a->version = xstrdup(sub->version != NULL ? sub->version : MASTER_VERSION);
 	free(a->ip);
-	a->ip = xstrdup(bt_http_peer(req) != NULL ? bt_http_peer(req) : "127.0.0.1");
+	a->ip = xstrdup(agent_address(sub->agent_info, req));
 	agent_reset_allocation(a);
 	if (a->registered_time == 0)
 		a->registered_time = bt_now();

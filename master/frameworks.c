@@ -52,7 +52,7 @@ static void set_info(struct master_framework *fw, const Mesos__V1__FrameworkInfo
 {
 	if (fw->info != NULL)
 		mesos__v1__framework_info__free_unpacked(fw->info, NULL);
-	fw->info = (Mesos__V1__FrameworkInfo *)master_pb_copy(&info->base);
+	fw->info = (Mesos__V1__FrameworkInfo *)bt_pb_copy(&info->base);
 	fw->partition_aware = master_framework_partition_aware(info);
 }
 
@@ -257,7 +257,7 @@ static void kill_tasks(struct master_framework *fw)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct master_task *t = v[i];
-		if (master_state_terminal(t->state))
+		if (bt_task_state_terminal(t->state))
 			master_task_complete(t);
 		else
 			master_task_transition(t, MESOS__V1__TASK_STATE__TASK_KILLED,

@@ -102,20 +102,6 @@ void master_info_fill(struct master *m, Mesos__V1__MasterInfo *info, Mesos__V1__
 	info->address = addr;
 }
 
-ProtobufCMessage *master_pb_copy(const ProtobufCMessage *msg)
-{
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t *buf = xmalloc(len + 1);
-	ProtobufCMessage *copy;
-
-	protobuf_c_message_pack(msg, buf);
-	copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
-	free(buf);
-	if (copy == NULL)
-		bt_fatal("unable to copy a '%s' message", msg->descriptor->name);
-	return copy;
-}
-
 int master_stream_send(struct bt_http_stream *st, const void *rec, size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();

@@ -27,6 +27,7 @@
 #include "butte.pb-c.h"
 #include "mesos.pb-c.h"
 #include "resources.h"
+#include "mesos_util.h"
 #include "scheduler.pb-c.h"
 
 #define MASTER_VERSION "0.1.0"
@@ -259,8 +260,6 @@ struct master {
 void master_allocate_soon(struct master *m);
 /* fill a MasterInfo on the stack; strings point into m */
 void master_info_fill(struct master *m, Mesos__V1__MasterInfo *info, Mesos__V1__Address *addr);
-/* a deep heap copy of a message (pack and unpack); free with protobuf_c_message_free_unpacked */
-ProtobufCMessage *master_pb_copy(const ProtobufCMessage *msg);
 /* frame rec as one RecordIO record and queue it; -1 when the stream was dropped */
 int master_stream_send(struct bt_http_stream *st, const void *rec, size_t len);
 
@@ -327,8 +326,6 @@ void master_accept(struct master_framework *fw, const Mesos__V1__Scheduler__Call
 void master_decline(struct master_framework *fw, const Mesos__V1__Scheduler__Call__Decline *dec);
 
 /* tasks.c -- the task table, status updates, reconciliation */
-bool master_state_terminal(int state);
-const char *master_state_name(int state);
 /* a new task in TASK_STAGING from a validated TaskInfo */
 struct master_task *master_task_new(struct master_framework *fw, struct master_agent *a,
     const Mesos__V1__TaskInfo *ti, const struct bt_resources *res);

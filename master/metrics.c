@@ -65,7 +65,7 @@ static void framework_metrics(struct master *m, json_t *j)
 			other++;
 		for (size_t k = 0; k < nt; k++) {
 			struct master_task *t = tv[k];
-			if (t->state >= 0 && t->state < 16 && !master_state_terminal(t->state))
+			if (t->state >= 0 && t->state < 16 && !bt_task_state_terminal(t->state))
 				live[t->state]++;
 		}
 		free(tv);

@@ -228,7 +228,7 @@ static void reject_task(struct master_framework *fw, const Mesos__V1__TaskInfo *
 
 	master_status_fill(&st, ti->task_id, ti->agent_id, state, reason, message);
 	log_info("task '%s' of framework '%s': %s: %s", ti->task_id->value, fw->id,
-	    master_state_name(state), message);
+	    bt_task_state_name(state), message);
 	master_framework_send_update(fw, &st);
 }
 

@@ -246,7 +246,7 @@ static void update_framework(struct master_framework *fw, struct evhttp_request 
 		return;
 	}
 	mesos__v1__framework_info__free_unpacked(fw->info, NULL);
-	fw->info = (Mesos__V1__FrameworkInfo *)master_pb_copy(&info->base);
+	fw->info = (Mesos__V1__FrameworkInfo *)bt_pb_copy(&info->base);
 	fw->partition_aware = master_framework_partition_aware(info);
 	master_registry_put_framework(fw->m, fw);
 	bt_http_reply(req, 200, NULL, NULL, 0);

@@ -26,31 +26,6 @@
 #include "util.h"
 #include "xmalloc.h"
 
-bool master_state_terminal(int state)
-{
-	switch (state) {
-	case MESOS__V1__TASK_STATE__TASK_FINISHED:
-	case MESOS__V1__TASK_STATE__TASK_FAILED:
-	case MESOS__V1__TASK_STATE__TASK_KILLED:
-	case MESOS__V1__TASK_STATE__TASK_ERROR:
-	case MESOS__V1__TASK_STATE__TASK_LOST:
-	case MESOS__V1__TASK_STATE__TASK_DROPPED:
-	case MESOS__V1__TASK_STATE__TASK_GONE:
-	case MESOS__V1__TASK_STATE__TASK_GONE_BY_OPERATOR:
-		return true;
-	default:
-		return false;
-	}
-}
-
-const char *master_state_name(int state)
-{
-	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&mesos__v1__task_state__descriptor, state);
-
-	return v != NULL ? v->name : "TASK_UNKNOWN";
-}
-
 void master_status_fill(Mesos__V1__TaskStatus *st, Mesos__V1__TaskID *tid, Mesos__V1__AgentID *aid,
     int state, int reason, const char *message)
 {
@@ -124,7 +99,7 @@ static void record_status(struct master_task *t, const Mesos__V1__TaskStatus *st
 	t->state = st->state;
 	if (t->status != NULL)
 		protobuf_c_message_free_unpacked(&t->status->base, NULL);
-	t->status = (Mesos__V1__TaskStatus *)master_pb_copy(&st->base);
+	t->status = (Mesos__V1__TaskStatus *)bt_pb_copy(&st->base);
 	if (t->nstatuses == MASTER_MAX_STATUSES) {
 		memmove(&t->statuses[0], &t->statuses[1], (MASTER_MAX_STATUSES - 1) * sizeof t->statuses[0]);
 		t->nstatuses--;
@@ -245,12 +220,12 @@ void master_task_transition(struct master_task *t, int state, int reason, const 
 	}
 	record_status(t, &st);
 	t->has_pending_uuid = false;
-	if (master_state_terminal(state) || state == MESOS__V1__TASK_STATE__TASK_UNREACHABLE)
+	if (bt_task_state_terminal(state) || state == MESOS__V1__TASK_STATE__TASK_UNREACHABLE)
 		release(t);
 	if (state == MESOS__V1__TASK_STATE__TASK_UNREACHABLE)
 		t->unreachable = true;
 	master_framework_send_update(t->fw, &st);
-	if (master_state_terminal(state))
+	if (bt_task_state_terminal(state))
 		master_task_complete(t);
 }
 
@@ -259,7 +234,7 @@ static void update_for_removed(struct master_agent *a, const char *framework_id,
     const Mesos__V1__TaskStatus *status)
 {
 	log_info("update %s for task '%s' of removed framework '%s'; shutting it down on '%s'",
-	    master_state_name(status->state), status->task_id->value, framework_id, a->id);
+	    bt_task_state_name(status->state), status->task_id->value, framework_id, a->id);
 	if (status->has_uuid)
 		master_agent_send_ack(a, framework_id, status->task_id->value, status->uuid.data,
 		    status->uuid.len);
@@ -283,7 +258,7 @@ void master_task_status_update(struct master_agent *a, const char *framework_id,
 		return;
 	}
 	log_debug("update %s for task '%s' of framework '%s' from agent '%s'",
-	    master_state_name(status->state), status->task_id->value, fw->id, a->id);
+	    bt_task_state_name(status->state), status->task_id->value, fw->id, a->id);
 	t = master_map_get(&fw->tasks, status->task_id->value);
 	if (t != NULL) {
 		record_status(t, status);
@@ -293,11 +268,11 @@ void master_task_status_update(struct master_agent *a, const char *framework_id,
 			memcpy(t->pending_uuid, status->uuid.data, 16);
 			t->pending_state = status->state;
 		}
-		if (master_state_terminal(status->state))
+		if (bt_task_state_terminal(status->state))
 			release(t);
 	}
 	master_framework_send_update(fw, status);
-	if (t != NULL && master_state_terminal(t->state) && !status->has_uuid)
+	if (t != NULL && bt_task_state_terminal(t->state) && !status->has_uuid)
 		master_task_complete(t);
 }
 
@@ -318,7 +293,7 @@ void master_task_acknowledge(struct master_framework *fw, const char *agent_id,
 	}
 	if (t->has_pending_uuid && len == 16 && memcmp(t->pending_uuid, uuid, 16) == 0) {
 		t->has_pending_uuid = false;
-		if (master_state_terminal(t->pending_state) && master_state_terminal(t->state))
+		if (bt_task_state_terminal(t->pending_state) && bt_task_state_terminal(t->state))
 			master_task_complete(t);
 	}
 }
@@ -364,7 +339,7 @@ void master_tasks_agent_lost(struct master_agent *a)
 		next = TAILQ_NEXT(t, agent_entry);
 		if (t->unreachable)
 			continue;
-		if (master_state_terminal(t->state)) {
+		if (bt_task_state_terminal(t->state)) {
 			master_task_complete(t);
 			continue;
 		}
@@ -475,12 +450,12 @@ json_t *master_task_json(const struct master_task *t)
 	json_object_set_new(j, "framework_id", json_string(t->fw->id));
 	json_object_set_new(j, "executor_id", json_string(""));
 	json_object_set_new(j, "slave_id", json_string(t->agent_id));
-	json_object_set_new(j, "state", json_string(master_state_name(t->state)));
+	json_object_set_new(j, "state", json_string(bt_task_state_name(t->state)));
 	json_object_set_new(j, "resources", bt_resources_flat_json(&t->resources));
 	json_object_set_new(j, "role", json_string("*"));
 	for (size_t i = 0; i < t->nstatuses; i++) {
 		json_t *s = json_object();
-		json_object_set_new(s, "state", json_string(master_state_name(t->statuses[i].state)));
+		json_object_set_new(s, "state", json_string(bt_task_state_name(t->statuses[i].state)));
 		json_object_set_new(s, "timestamp", json_real(t->statuses[i].timestamp));
 		if (t->statuses[i].has_healthy)
 			json_object_set_new(s, "healthy", json_boolean(t->statuses[i].healthy));

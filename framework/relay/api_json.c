@@ -141,6 +141,8 @@ json_t *relay_json_info(struct relay *r)
 	    "leader_proxy_read_timeout_ms", (json_int_t)10000,
 	    "features", "mesos_leader_ui_url", NULL,
 	    "decline_offer_duration", (json_int_t)(c->decline_offer_duration * 1000));
+	json_object_set_new(mc, "task_launch_confirm_timeout",
+	    json_integer((json_int_t)(c->task_launch_confirm_timeout * 1000)));
 	json_t *info = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s?, s:o, s:{s:s, s:I, s:I, s:I},"
 	    " s:{s:i, s:i}}",
 	    "name", "marathon", "version", RELAY_VERSION, "buildref", "butte-" RELAY_VERSION,

@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +66,9 @@ static bool is_type(const json_t *v, enum jt t)
 	switch (t) {
 	case T_STRING: return json_is_string(v);
 	case T_NUMBER: return json_is_number(v);
-	case T_INT: return json_is_integer(v) || (json_is_real(v) &&
-	    json_real_value(v) == floor(json_real_value(v)));
+	/* Marathon's integers are 32-bit: anything else does not read as one */
+	case T_INT: return json_is_number(v) && json_number_value(v) == floor(json_number_value(v)) &&
+	    fabs(json_number_value(v)) <= INT32_MAX;
 	case T_BOOL: return json_is_boolean(v);
 	case T_ARRAY: return json_is_array(v);
 	default: return json_is_object(v);
@@ -500,8 +502,12 @@ static json_t *unreachable_strategy(struct checker *c, const json_t *a)
 		return json_string("disabled");
 	u = get(c, a, "unreachableStrategy", T_OBJECT, "");
 	if (u != NULL) {
-		ia = bt_json_number(u, "inactiveAfterSeconds", 0);
-		ea = bt_json_number(u, "expungeAfterSeconds", 0);
+		json_t *v1 = get(c, u, "inactiveAfterSeconds", T_INT, "/unreachableStrategy");
+		json_t *v2 = get(c, u, "expungeAfterSeconds", T_INT, "/unreachableStrategy");
+		ia = v1 ? json_number_value(v1) : 0;
+		ea = v2 ? json_number_value(v2) : 0;
+		min_check(c, "/unreachableStrategy/inactiveAfterSeconds", ia, 0);
+		min_check(c, "/unreachableStrategy/expungeAfterSeconds", ea, 0);
 		if (ia > ea)
 			add_err(c->errs, "/unreachableStrategy/inactiveAfterSeconds",
 			    "inactiveAfterSeconds must be less or equal to expungeAfterSeconds");
@@ -553,7 +559,10 @@ static void simple_members(struct checker *c, const json_t *a, json_t *out)
 	json_object_set_new(out, "env", string_map(c, a, "env", true));
 	v = get(c, a, "executor", T_STRING, "");
 	json_object_set_new(out, "executor", json_string(v ? json_string_value(v) : ""));
-	json_object_set_new(out, "gpus", json_integer((json_int_t)number(c, a, "gpus", 0, 0)));
+	v = get(c, a, "gpus", T_INT, "");
+	json_object_set_new(out, "gpus", json_integer(v ? (json_int_t)json_number_value(v) : 0));
+	if (v != NULL)
+		min_check(c, "/gpus", json_number_value(v), 0);
 	v = get(c, a, "instances", T_INT, "");
 	json_object_set_new(out, "instances", json_integer(v ? (json_int_t)json_number_value(v) : 1));
 	if (v != NULL)
@@ -573,9 +582,11 @@ static void simple_members(struct checker *c, const json_t *a, json_t *out)
 		add_err(c->errs, "/killSelection", "must be one of YOUNGEST_FIRST or OLDEST_FIRST");
 	json_object_set_new(out, "killSelection", json_string(ks));
 	v = get(c, a, "taskKillGracePeriodSeconds", T_INT, "");
-	if (v != NULL)
+	if (v != NULL) {
+		min_check(c, "/taskKillGracePeriodSeconds", json_number_value(v), 0);
 		json_object_set_new(out, "taskKillGracePeriodSeconds",
 		    json_integer((json_int_t)json_number_value(v)));
+	}
 	v = get(c, a, "role", T_STRING, "");
 	json_object_set_new(out, "role", json_string(v ? json_string_value(v) : "*"));
 	if (get(c, a, "acceptedResourceRoles", T_ARRAY, "") != NULL)
@@ -626,7 +637,9 @@ static json_t *build(struct checker *c, const json_t *a, const char *path_id)
 	char *id;
 
 	v = get(c, a, "id", T_STRING, "");
-	if (path_id == NULL && v == NULL && json_object_get(a, "id") == NULL)
+	/* a null id is a missing one: it must not name the root group "/" */
+	if (path_id == NULL && v == NULL && (json_object_get(a, "id") == NULL ||
+	    json_is_null(json_object_get(a, "id"))))
 		add_err(c->errs, "/id", "error.path.missing");
 	id = relay_app_id_absolute(path_id ? path_id : v ? json_string_value(v) : "");
 	if (path_id != NULL || v != NULL)

@@ -15,6 +15,8 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <errno.h>
+#include <math.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -117,7 +119,7 @@ static void relay_free(struct relay *r)
 	free(r);
 }
 
-#define NFLAGS 17
+#define NFLAGS 18
 
 /* the flag table, pointing into c */
 static void flag_table(struct bt_flag *f, struct relay_config *c)
@@ -143,14 +145,17 @@ static void flag_table(struct bt_flag *f, struct relay_config *c)
 		    "lowest service port" },
 		{ "local_port_max", BT_FLAG_INT, &c->local_port_max, "20000",
 		    "highest service port" },
-		{ "decline_offer_duration", BT_FLAG_DURATION, &c->decline_offer_duration, "120secs",
-		    "refuse filter on declined offers" },
-		{ "reconciliation_interval", BT_FLAG_DURATION, &c->reconciliation_interval, "10mins",
-		    "period of task reconciliation (also done after every subscription)" },
-		{ "kill_retry_timeout", BT_FLAG_DURATION, &c->kill_retry_timeout, "10secs",
-		    "resend a kill that has not been confirmed after this long" },
-		{ "task_launch_timeout", BT_FLAG_DURATION, &c->task_launch_timeout, "300secs",
-		    "a task that has not reached TASK_RUNNING by then is killed" },
+		{ "decline_offer_duration", BT_FLAG_STRING, &c->decline_offer_duration_text, "120000",
+		    "refuse filter on declined offers (ms, or a duration such as 2mins)" },
+		{ "reconciliation_interval", BT_FLAG_STRING, &c->reconciliation_interval_text, "600000",
+		    "period of task reconciliation, also done after every subscription (ms)" },
+		{ "kill_retry_timeout", BT_FLAG_STRING, &c->kill_retry_timeout_text, "10000",
+		    "resend a kill that has not been confirmed after this long (ms)" },
+		{ "task_launch_timeout", BT_FLAG_STRING, &c->task_launch_timeout_text, "300000",
+		    "a task that has not reached TASK_RUNNING by then is killed and replaced (ms)" },
+		{ "task_launch_confirm_timeout", BT_FLAG_STRING, &c->task_launch_confirm_timeout_text,
+		    "300000", "a launched task the master has not confirmed by then is given up as "
+		    "TASK_LOST and replaced (ms)" },
 		{ "log_level", BT_FLAG_STRING, &c->log_level, "info", "debug, info, warn or error" },
 		{ NULL, 0, NULL, NULL, NULL },
 	};
@@ -158,9 +163,56 @@ static void flag_table(struct bt_flag *f, struct relay_config *c)
 	memcpy(f, t, sizeof t);
 }
 
+/* a Marathon timing flag: milliseconds as Marathon takes them, or a duration ("5mins") */
+static int marathon_ms(const char *name, const char *text, double *seconds, char **cause)
+{
+	char *end, *reason = NULL;
+	double ms;
+
+	errno = 0;
+	ms = strtod(text, &end);
+	if (end != text && *end == '\0' && errno == 0 && isfinite(ms) && ms >= 0 &&
+	    strspn(text, "0123456789.") == strlen(text)) {
+		*seconds = ms / 1000;
+		return 0;
+	}
+	if (bt_duration_parse(text, seconds, &reason) == 0)
+		return 0;
+	*cause = xasprintf("invalid value '%s' for flag '--%s': expecting milliseconds or a "
+	    "duration such as '5mins'", text, name);
+	free(reason);
+	return -1;
+}
+
+/* the Marathon timing flags into seconds; -1 with *cause */
+static int finish_timeouts(struct relay_config *c, char **cause)
+{
+	const struct {
+		const char *name;
+		const char *text;
+		double *dst;
+	} t[] = {
+		{ "decline_offer_duration", c->decline_offer_duration_text, &c->decline_offer_duration },
+		{ "reconciliation_interval", c->reconciliation_interval_text,
+		    &c->reconciliation_interval },
+		{ "kill_retry_timeout", c->kill_retry_timeout_text, &c->kill_retry_timeout },
+		{ "task_launch_timeout", c->task_launch_timeout_text, &c->task_launch_timeout },
+		{ "task_launch_confirm_timeout", c->task_launch_confirm_timeout_text,
+		    &c->task_launch_confirm_timeout },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (marathon_ms(t[i].name, t[i].text, t[i].dst, cause) != 0)
+			return -1;
+	return 0;
+}
+
 /* defaults that depend on the machine, and checks; -1 with *cause */
 static int finish_config(struct relay_config *c, char **cause)
 {
+	if (finish_timeouts(c, cause) != 0)
+		return -1;
 	if (c->mesos_user == NULL)
 		c->mesos_user = current_user();
 	if (c->hostname == NULL)

@@ -396,6 +396,33 @@ static json_t *labels_pb(const struct relay_app *app)
 	return json_pack("{s:o}", "labels", list);
 }
 
+static bool is_ip(const char *s)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return s != NULL && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+}
+
+/*
+ * The agent's own address: its hostname when that is an address (agents
+ * started with --ip advertise it as their hostname, e.g. 127.0.0.2 next to
+ * an agent on 127.0.0.1), else Offer.url.address.ip -- which a master may
+ * take from the agent's connection and so report the loopback address the
+ * agent connected from -- else nothing.
+ */
+char *relay_offer_ip(const Mesos__V1__Offer *o)
+{
+	const char *ip = NULL;
+
+	if (o->url != NULL && o->url->address != NULL)
+		ip = o->url->address->ip;
+	if (is_ip(o->hostname))
+		ip = o->hostname;
+	if (ip == NULL || !is_ip(ip) || strcmp(ip, "0.0.0.0") == 0)
+		return NULL;
+	return xstrdup(ip);
+}
+
 static struct relay_task *new_task(struct relay *r, struct relay_app *app,
     const Mesos__V1__Offer *o, const uint64_t *ports)
 {
@@ -416,8 +443,7 @@ static struct relay_task *new_task(struct relay *r, struct relay_app *app,
 	t->app_id = xstrdup(app->id);
 	t->agent_id = xstrdup(o->agent_id->value);
 	t->host = xstrdup(o->hostname);
-	if (o->url != NULL && o->url->address != NULL && o->url->address->ip != NULL)
-		t->ip = xstrdup(o->url->address->ip);
+	t->ip = relay_offer_ip(o);
 	t->state = MESOS__V1__TASK_STATE__TASK_STAGING;
 	t->staged_at = bt_now();
 	t->version = xstrdup(app->version);

@@ -26,6 +26,7 @@
 
 #include "http_client.h"
 #include "http_server.h"
+#include "mesos_util.h"
 #include "recordio.h"
 #include "scheduler.pb-c.h"
 #include "store.h"
@@ -49,6 +50,13 @@ struct relay_config {
 	double reconciliation_interval;
 	double kill_retry_timeout;
 	double task_launch_timeout;
+	double task_launch_confirm_timeout;
+	/* the Marathon timing flags as given: milliseconds, or a duration like "5mins" */
+	char *decline_offer_duration_text;
+	char *reconciliation_interval_text;
+	char *kill_retry_timeout_text;
+	char *task_launch_timeout_text;
+	char *task_launch_confirm_timeout_text;
 	char *log_level;
 };
 
@@ -101,6 +109,7 @@ struct relay_task {
 	enum relay_goal goal;
 	double kill_sent_at;            /* monotonic; 0 when no kill was sent */
 	double last_update;             /* monotonic time of the last status update */
+	bool confirmed;                 /* the master reported it since the last SUBSCRIBED */
 	bool healthy_known, healthy;
 };
 
@@ -169,6 +178,8 @@ void relay_task_free(struct relay_task *t);
 void relay_task_kill(struct relay *r, struct relay_task *t);
 void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st);
 void relay_reconcile(struct relay *r);
+/* a new subscription: every task must be confirmed by the master again */
+void relay_tasks_subscribed(struct relay *r);
 /* how many more instances the app needs now (ignores backoff) */
 int relay_app_want(struct relay *r, const struct relay_app *app);
 /* kill surplus and outdated tasks, revive or suppress offers */
@@ -184,6 +195,8 @@ const char *relay_task_state_name(int state);
 
 /* offers.c -- offer matching and TaskInfo building */
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
+/* the agent's address for tasks launched from o, or NULL; caller frees */
+char *relay_offer_ip(const Mesos__V1__Offer *o);
 
 /* placement.c -- constraints and health checks */
 void relay_placement_note_offer(const Mesos__V1__Offer *o);

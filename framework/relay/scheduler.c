@@ -72,7 +72,6 @@ static json_t *framework_info(struct relay *r)
 static void on_subscribed(struct relay *r, const Mesos__V1__Scheduler__Event__Subscribed *s)
 {
 	const char *id = s->framework_id->value;
-	struct relay_task *t;
 
 	if (r->framework_id == NULL || strcmp(r->framework_id, id) != 0) {
 		free(r->framework_id);
@@ -85,8 +84,7 @@ static void on_subscribed(struct relay *r, const Mesos__V1__Scheduler__Event__Su
 	r->heartbeat_interval = s->has_heartbeat_interval_seconds &&
 	    s->heartbeat_interval_seconds > 0 ? s->heartbeat_interval_seconds : 15;
 	r->subscribed_at = bt_monotonic();
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		t->kill_sent_at = 0;    /* unconfirmed kills go out again on the next tick */
+	relay_tasks_subscribed(r);
 	log_info("subscribed as framework '%s' (heartbeat %.1fs)", id, r->heartbeat_interval);
 	relay_reconcile(r);
 	r->revive_wanted = true;

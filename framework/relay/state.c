@@ -39,7 +39,7 @@ void relay_state_close(struct relay *r)
 
 static void put_json(struct relay *r, const char *ns, const char *key, const json_t *j)
 {
-	char *text = bt_json_dump(j);
+	char *text = bt_json_dump_exact(j);
 	char *cause = NULL;
 
 	if (bt_store_put(r->store, ns, key, text, strlen(text), &cause) != 0) {

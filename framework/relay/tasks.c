@@ -13,6 +13,18 @@
  * causes duplicates; reconciliation (after every subscription and every
  * --reconciliation_interval) settles them, and updates for tasks relay
  * does not know are answered with a kill.
+ *
+ * Launches that stall: tasks still staging or starting are reconciled
+ * again every few seconds. A master that knows a task answers with its
+ * state, which confirms it; one that does not answers TASK_LOST (or
+ * TASK_GONE / TASK_UNKNOWN to partition-aware frameworks), which ends the
+ * task like any terminal update -- but it says nothing at all while the
+ * task's agent is recovered from its registry and has not come back. A
+ * staging task the master has not confirmed within
+ * --task_launch_confirm_timeout of its launch (or of the subscription,
+ * whichever is later) is therefore given up as TASK_LOST and replaced; a
+ * confirmed task not running within --task_launch_timeout is killed and
+ * replaced.
  */
 #include "relay.h"
 
@@ -28,20 +40,18 @@
 #define REVIVE_MIN_INTERVAL 1.0
 #define SHORT_DECLINE 5.0
 #define STAGING_RECONCILE_AFTER 15.0
+#define STAGING_RECONCILE_MIN 0.5
 
 static double last_staging_reconcile;
 
 bool relay_task_terminal_state(int s)
 {
+	if (bt_task_state_terminal(s))
+		return true;
 	switch (s) {
-	case MESOS__V1__TASK_STATE__TASK_FINISHED:
-	case MESOS__V1__TASK_STATE__TASK_FAILED:
-	case MESOS__V1__TASK_STATE__TASK_KILLED:
-	case MESOS__V1__TASK_STATE__TASK_LOST:
-	case MESOS__V1__TASK_STATE__TASK_ERROR:
-	case MESOS__V1__TASK_STATE__TASK_DROPPED:
-	case MESOS__V1__TASK_STATE__TASK_GONE:
-	case MESOS__V1__TASK_STATE__TASK_GONE_BY_OPERATOR:
+	/* relay is not partition-aware: an unreachable or unknown task is lost to it */
+	case MESOS__V1__TASK_STATE__TASK_UNREACHABLE:
+	case MESOS__V1__TASK_STATE__TASK_UNKNOWN:
 		return true;
 	default:
 		return false;
@@ -380,6 +390,7 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 		return;
 	}
 	t->last_update = bt_monotonic();
+	t->confirmed = true;
 	agent_copy = xstrdup(agent ? agent : t->agent_id ? t->agent_id : "");
 	note_status(t, st);
 	if (relay_task_terminal_state(st->state)) {
@@ -397,16 +408,35 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 	free(agent_copy);
 }
 
+static bool launching(const struct relay_task *t)
+{
+	return t->state == MESOS__V1__TASK_STATE__TASK_STAGING ||
+	    t->state == MESOS__V1__TASK_STATE__TASK_STARTING;
+}
+
+/*
+ * How often launching tasks are reconciled again: every 15 s, but often
+ * enough that a task the master knows is confirmed well within the
+ * confirm timeout (a task waits at most two periods).
+ */
+static double staging_period(const struct relay *r)
+{
+	double p = STAGING_RECONCILE_AFTER;
+
+	if (r->cfg.task_launch_confirm_timeout / 4 < p)
+		p = r->cfg.task_launch_confirm_timeout / 4;
+	return p < STAGING_RECONCILE_MIN ? STAGING_RECONCILE_MIN : p;
+}
+
 static void reconcile_tasks(struct relay *r, bool only_staging)
 {
 	json_t *list = json_array();
 	struct relay_task *t;
-	double now = bt_monotonic();
+	double now = bt_monotonic(), period = staging_period(r);
 
 	TAILQ_FOREACH(t, &r->tasks, entry) {
 		json_t *item;
-		if (only_staging && (t->state != MESOS__V1__TASK_STATE__TASK_STAGING ||
-		    now - t->last_update < STAGING_RECONCILE_AFTER))
+		if (only_staging && (!launching(t) || now - t->last_update < period))
 			continue;
 		item = json_pack("{s:{s:s}}", "task_id", "value", t->id);
 		if (t->agent_id != NULL)
@@ -428,18 +458,71 @@ void relay_reconcile(struct relay *r)
 	r->next_reconcile = bt_monotonic() + r->cfg.reconciliation_interval;
 }
 
-static void check_launch_timeouts(struct relay *r)
+void relay_tasks_subscribed(struct relay *r)
 {
 	struct relay_task *t;
-	double now = bt_now();
 
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		if (t->goal == RELAY_GOAL_RUNNING && t->state != MESOS__V1__TASK_STATE__TASK_RUNNING &&
-		    now - t->staged_at > r->cfg.task_launch_timeout) {
-			log_warn("task '%s' did not reach TASK_RUNNING in %.0fs", t->id,
-			    r->cfg.task_launch_timeout);
+	TAILQ_FOREACH(t, &r->tasks, entry) {
+		t->confirmed = false;
+		t->kill_sent_at = 0;    /* unconfirmed kills go out again on the next tick */
+	}
+}
+
+/*
+ * Seconds the task has been launching as far as this subscription can
+ * tell: since its launch, but never more than since the subscription, so
+ * that the master always gets a full window to report it after a restart.
+ */
+static double launching_for(const struct relay *r, const struct relay_task *t)
+{
+	double staged = bt_now() - t->staged_at, subscribed = bt_monotonic() - r->subscribed_at;
+
+	return staged < subscribed ? staged : subscribed;
+}
+
+/* give up a task the master never confirmed: it ends as TASK_LOST and is replaced */
+static void expunge(struct relay *r, struct relay_task *t)
+{
+	Mesos__V1__TaskStatus st = MESOS__V1__TASK_STATUS__INIT;
+	Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
+	char *msg = xasprintf("Task launch was not confirmed by the master within %gs",
+	    r->cfg.task_launch_confirm_timeout);
+
+	/* should it turn up after all, the kill (or the unknown-task kill) ends it */
+	send_kill(r, t->id, t->agent_id);
+	tid.value = t->id;
+	st.task_id = &tid;
+	st.state = MESOS__V1__TASK_STATE__TASK_LOST;
+	st.message = msg;
+	task_ended(r, t, &st);
+	free(msg);
+}
+
+static void check_launch_timeouts(struct relay *r)
+{
+	struct relay_task *t, *next;
+	bool ended = false;
+	double elapsed;
+
+	for (t = TAILQ_FIRST(&r->tasks); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (!launching(t))
+			continue;
+		elapsed = launching_for(r, t);
+		if (!t->confirmed && t->state == MESOS__V1__TASK_STATE__TASK_STAGING &&
+		    elapsed > r->cfg.task_launch_confirm_timeout) {
+			log_warn("the master has not confirmed task '%s' in %.0fs: giving it up", t->id,
+			    elapsed);
+			expunge(r, t);
+			ended = true;
+		} else if (t->goal == RELAY_GOAL_RUNNING && elapsed > r->cfg.task_launch_timeout) {
+			log_warn("task '%s' did not reach TASK_RUNNING in %.0fs: replacing it", t->id,
+			    elapsed);
 			relay_task_kill(r, t);
 		}
+	}
+	if (ended)
+		r->revive_wanted = true;
 }
 
 void relay_tasks_tick(struct relay *r)
@@ -462,7 +545,7 @@ void relay_tasks_tick(struct relay *r)
 			r->revive_wanted = true;
 		}
 	check_launch_timeouts(r);
-	if (mono - last_staging_reconcile > STAGING_RECONCILE_AFTER) {
+	if (mono - last_staging_reconcile > staging_period(r)) {
 		last_staging_reconcile = mono;
 		reconcile_tasks(r, true);
 	}

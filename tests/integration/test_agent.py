@@ -406,6 +406,9 @@ def test_task_runs_reports_and_is_killed(sched_cluster):
         assert len(base64.b64decode(st["uuid"])) == 16
         assert st["source"] == "SOURCE_EXECUTOR"
     assert starting["uuid"] != running["uuid"]
+    cs = running["container_status"]
+    assert cs["network_infos"][0]["ip_addresses"][0]["ip_address"] == "127.0.0.1"
+    assert cs["container_id"]["value"]
     sandbox = sandbox_of(agent, "t-echo")
     assert sandbox.startswith(os.path.realpath(agent.work_dir) + "/slaves/")
     wait_stdout(agent, sandbox, "hello\n")

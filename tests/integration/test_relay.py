@@ -6,8 +6,11 @@ its Marathon v2 REST API (with requests, and with the python marathon
 client). Task processes are found by their working directory (the agent
 sandboxes under the test's tmp dir) and their MARATHON_APP_ID variable.
 """
+import json
 import os
+import re
 import signal
+import sqlite3
 import time
 
 import pytest
@@ -137,6 +140,15 @@ def test_bad_input_answers_like_marathon(cluster):
     assert r.status_code == 422
     assert r.json()["details"][0]["path"] == "/id"
     assert "must fully match regular expression" in r.json()["details"][0]["errors"][0]
+
+    r = api(cluster, "POST", "/v2/apps", {"id": None, "cmd": "true"})
+    assert r.status_code == 422 and r.json()["details"][0]["path"] == "/id"
+    assert api(cluster, "GET", "/v2/apps").json()["apps"] == []
+
+    r = api(cluster, "POST", "/v2/apps", {"id": "huge", "cmd": "true", "instances": 1e20})
+    assert r.status_code == 400
+    assert r.json()["details"] == [{"path": "/instances", "errors": ["error.expected.jsnumber"]}]
+    still_serving(cluster)
 
     r = api(cluster, "POST", "/v2/apps", {"id": "typed", "cmd": "true", "cpus": "lots"})
     assert r.status_code == 400
@@ -548,3 +560,139 @@ def test_task_kill_endpoints(cluster):
     staging = api(cluster, "GET", "/v2/tasks?status=staging").json()["tasks"]
     assert staging == []
     assert len(api(cluster, "GET", "/v2/tasks?status=running").json()["tasks"]) == 1
+
+
+# --- task addresses, stalled launches, JSON numbers ---------------------------------------
+
+def test_task_ip_is_its_agents_address(cluster):
+    cluster.start_master(*MASTER_FLAGS)
+    cluster.start_agent(resources=AGENT1, ip="127.0.0.1")
+    cluster.start_agent(resources=AGENT2, ip="127.0.0.2")
+    cluster.start_relay()
+    api(cluster, "POST", "/v2/apps", sleeper("/where", instances=2,
+                                             constraints=[["hostname", "UNIQUE"]]))
+    app = wait_running(cluster, "/where", 2)
+    assert {t["host"] for t in app["tasks"]} == {"127.0.0.1", "127.0.0.2"}
+    for t in app["tasks"]:
+        assert t["ipAddresses"] == [{"ipAddress": t["host"], "protocol": "IPv4"}], t
+    listed = api(cluster, "GET", "/v2/tasks").json()["tasks"]
+    assert sorted(t["ipAddresses"][0]["ipAddress"] for t in listed) == ["127.0.0.1", "127.0.0.2"]
+    # the task itself runs with its agent's address as HOST
+    procs = app_processes(cluster, "/where")
+    for t in app["tasks"]:
+        with open(f"/proc/{procs[t['id']]}/environ", "rb") as f:
+            assert b"HOST=" + t["host"].encode() in f.read().split(b"\0")
+
+
+def relay_db(cluster):
+    return sqlite3.connect(os.path.join(cluster.relay.work_dir, "relay.db"))
+
+
+def test_unconfirmed_staging_task_is_given_up_and_replaced(cluster):
+    """A task relay recorded as STAGING on an agent that never comes back.
+
+    The master recovers agent2 from its registry after a restart but agent2
+    never re-registers, so the master answers nothing to the explicit
+    reconciliation of the task (the Mesos rule for a recovered agent).
+    relay gives the task up after --task_launch_confirm_timeout as
+    TASK_LOST and launches the next incarnation of the instance elsewhere.
+    """
+    cluster.start_master(*MASTER_FLAGS)
+    keep = cluster.start_agent(resources=AGENT1, ip="127.0.0.1")
+    gone = cluster.start_agent(resources=AGENT2, ip="127.0.0.2")
+    cluster.start_relay()
+    ids = agent_ids(cluster)
+    api(cluster, "POST", "/v2/apps", sleeper("/stuck", instances=1,
+                                             constraints=[["hostname", "CLUSTER", "127.0.0.1"]]))
+    app = wait_running(cluster, "/stuck", 1)
+    running_id = app["tasks"][0]["id"]
+
+    cluster.relay.stop()
+    gone.kill(signal.SIGKILL)
+    gone.wait()
+    cluster.master.restart()
+    cluster.wait_agent_registered(keep, timeout=30)
+    wait_for(lambda: ids["agent2"] in json.dumps(cluster.master_state()["recovered_slaves"]),
+             what="agent2 to be recovered, not re-registered")
+
+    # relay's database: one more instance, staging on agent2, unknown to the master
+    stuck_instance = "stuck.instance-00000000-0000-4000-8000-00000000beef"
+    stuck_id = stuck_instance + "._app.1"
+    db = relay_db(cluster)
+    (text,) = db.execute("SELECT value FROM kv WHERE ns='apps' AND key='/stuck'").fetchone()
+    appdef = json.loads(text)
+    appdef["instances"] = 2
+    db.execute("UPDATE kv SET value=? WHERE ns='apps' AND key='/stuck'", (json.dumps(appdef),))
+    (text,) = db.execute("SELECT value FROM kv WHERE ns='tasks'").fetchone()
+    record = json.loads(text)
+    record.update(id=stuck_id, instanceId=stuck_instance, agentId=ids["agent2"],
+                  host="127.0.0.2", ip="127.0.0.2", state=6, stagedAt=time.time(),
+                  startedAt=0, ports=[31100])
+    db.execute("INSERT INTO kv (ns, key, value) VALUES ('tasks', ?, ?)",
+               (stuck_id, json.dumps(record)))
+    db.commit()
+    db.close()
+
+    cluster.relay.args.append("--task_launch_confirm_timeout=3000")
+    cluster.relay.restart()
+    app = get_app(cluster, "/stuck")
+    assert {t["id"]: t["state"] for t in app["tasks"]} == {
+        running_id: "TASK_RUNNING", stuck_id: "TASK_STAGING"}
+
+    def replaced():
+        app = running(cluster, "/stuck", 2)
+        return app if app and stuck_id not in {t["id"] for t in app["tasks"]} else None
+    app = wait_for(replaced, timeout=30, what="the stuck task to be replaced")
+    assert {t["id"] for t in app["tasks"]} == {running_id, stuck_instance + "._app.2"}
+    failure = app["lastTaskFailure"]
+    assert failure["taskId"] == stuck_id and failure["state"] == "TASK_LOST"
+    assert "not confirmed" in failure["message"]
+    # the master never answered for it: relay gave it up on its own
+    assert "Reconciliation" not in failure["message"]
+    info = api(cluster, "GET", "/v2/info").json()
+    assert info["marathon_config"]["task_launch_confirm_timeout"] == 3000
+
+
+def test_task_not_running_within_launch_timeout_is_replaced(cluster):
+    cluster.start_master("--agent_ping_timeout=60secs", "--allocation_interval=100ms")
+    agent = cluster.start_agent(resources=AGENT1)
+    cluster.start_relay("--task_launch_timeout=3000")
+    assert api(cluster, "GET", "/v2/info").json()["marathon_config"][
+        "task_launch_timeout"] == 3000
+    # a frozen agent: the master launches onto it, the task never starts
+    os.kill(agent.pid, signal.SIGSTOP)
+    try:
+        api(cluster, "POST", "/v2/apps", sleeper("/slow", instances=1))
+        first = wait_for(lambda: get_app(cluster, "/slow")["tasks"], timeout=20,
+                         what="a task to be launched")[0]
+        assert first["state"] == "TASK_STAGING"
+
+        def given_up():
+            tasks = {t["id"]: t["state"] for t in get_app(cluster, "/slow")["tasks"]}
+            return tasks if tasks.get(first["id"]) == "TASK_KILLING" and len(tasks) == 2 \
+                else None
+        wait_for(given_up, timeout=20, what="the stalled task to be killed and replaced")
+        assert "did not reach TASK_RUNNING" in cluster.relay.log()
+    finally:
+        os.kill(agent.pid, signal.SIGCONT)
+    app = wait_running(cluster, "/slow", 1)
+    assert app["tasks"][0]["id"] != first["id"]
+
+
+def test_json_numbers_keep_their_short_form(cluster):
+    start(cluster, agents=0)
+    r = api(cluster, "POST", "/v2/apps", {"id": "num", "cmd": "true", "cpus": 0.1,
+                                         "mem": 32.5, "disk": 0.3})
+    assert r.status_code == 201
+    version = r.json()["version"]
+    texts = [r.text]
+    for path in ("/v2/apps", "/v2/apps/num", "/v2/apps/num/versions/" + version,
+                 "/v2/groups", "/v2/queue"):
+        reply = api(cluster, "GET", path)
+        assert reply.status_code == 200, path
+        texts.append(reply.text)
+    for text in texts:
+        assert re.search(r'"cpus":0\.1[,}]', text), text
+        assert re.search(r'"disk":0\.3[,}]', text), text
+        assert re.search(r'"backoffFactor":1\.15[,}]', text), text
+        assert "000000" not in text and "999999" not in text, text

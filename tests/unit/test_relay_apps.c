@@ -100,6 +100,14 @@ static void test_type_error_and_ids(void **state)
 	assert_int_equal(status, 422);
 	json_decref(err);
 
+	/* a null id is missing, never the root "/" */
+	app = normalize(r, "{\"id\":null,\"cmd\":\"x\"}", NULL, NULL, &status, &err);
+	assert_null(app);
+	assert_int_equal(status, 422);
+	assert_string_equal(bt_json_string(json_array_get(json_object_get(err, "details"), 0), "path"),
+	    "/id");
+	json_decref(err);
+
 	app = normalize(r, "{\"id\":\"/a.b/c-d/e\",\"cmd\":\"x\"}", NULL, NULL, &status, &err);
 	assert_non_null(app);
 	json_decref(app);
@@ -177,6 +185,67 @@ static void test_service_ports(void **state)
 	free_relay(r);
 }
 
+/* the first error path of a failed normalisation, and its status */
+static char *first_error(struct relay *r, const char *text, int *status)
+{
+	json_t *err = NULL, *app = normalize(r, text, NULL, NULL, status, &err);
+	char *path;
+
+	assert_null(app);
+	assert_non_null(err);
+	path = xstrdup(bt_json_string(json_array_get(json_object_get(err, "details"), 0), "path"));
+	json_decref(err);
+	return path;
+}
+
+static void test_integers_in_range(void **state)
+{
+	struct relay *r = new_relay();
+	int status = 0;
+	char *path;
+	json_t *err, *app;
+
+	/* integers beyond 32 bits are not integers to Marathon: no overflowing casts */
+	path = first_error(r, "{\"id\":\"x\",\"cmd\":\"a\",\"instances\":1e20}", &status);
+	assert_int_equal(status, 400);
+	assert_string_equal(path, "/instances");
+	free(path);
+	path = first_error(r, "{\"id\":\"x\",\"cmd\":\"a\",\"gpus\":1e300}", &status);
+	assert_int_equal(status, 400);
+	assert_string_equal(path, "/gpus");
+	free(path);
+	path = first_error(r, "{\"id\":\"x\",\"cmd\":\"a\",\"portDefinitions\":[{\"port\":1e30}]}",
+	    &status);
+	assert_int_equal(status, 400);
+	assert_string_equal(path, "/portDefinitions(0)/port");
+	free(path);
+	path = first_error(r, "{\"id\":\"x\",\"cmd\":\"a\",\"unreachableStrategy\":"
+	    "{\"inactiveAfterSeconds\":\"soon\"}}", &status);
+	assert_int_equal(status, 400);
+	assert_string_equal(path, "/unreachableStrategy/inactiveAfterSeconds");
+	free(path);
+	path = first_error(r, "{\"id\":\"x\",\"cmd\":\"a\",\"unreachableStrategy\":"
+	    "{\"inactiveAfterSeconds\":1e300,\"expungeAfterSeconds\":1e301}}", &status);
+	assert_int_equal(status, 400);
+	free(path);
+	path = first_error(r, "{\"id\":\"x\",\"cmd\":\"a\",\"taskKillGracePeriodSeconds\":-1}",
+	    &status);
+	assert_int_equal(status, 422);
+	assert_string_equal(path, "/taskKillGracePeriodSeconds");
+	free(path);
+
+	app = normalize(r, "{\"id\":\"x\",\"cmd\":\"a\",\"instances\":2147483647,\"gpus\":1.0,"
+	    "\"unreachableStrategy\":{\"inactiveAfterSeconds\":60,\"expungeAfterSeconds\":600}}",
+	    NULL, NULL, &status, &err);
+	assert_non_null(app);
+	assert_int_equal(json_integer_value(json_object_get(app, "instances")), 2147483647);
+	assert_int_equal(json_integer_value(json_object_get(app, "gpus")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(app,
+	    "unreachableStrategy"), "expungeAfterSeconds")), 600);
+	json_decref(app);
+	free_relay(r);
+}
+
 static void test_helpers(void **state)
 {
 	char *s = relay_app_id_absolute("a//b/");
@@ -196,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_ports_and_uris),
 		cmocka_unit_test(test_partial_update_and_scale),
 		cmocka_unit_test(test_service_ports),
+		cmocka_unit_test(test_integers_in_range),
 		cmocka_unit_test(test_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
