@@ -253,8 +253,9 @@ static void supervise(const struct launch_plan *p)
 		if (null > 2)
 			close(null);
 	}
-	if (chdir(p->run_dir) != 0)
-		(void)chdir("/");
+	/* hold no sandbox as cwd: the supervisor is not a task process */
+	(void)chdir("/");
+	prctl(PR_SET_NAME, "butte-supervise");
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
