@@ -5,6 +5,7 @@
 #   make test       deps, build, unit and integration tests
 #   make sanitize   the whole suite again under ASan and UBSan (build-san/)
 #   make demo       deps, build, start a local cluster and deploy an example
+#   make bench      every benchmark; rewrites docs/benchmarks.md (QUICK=1: < 2 min)
 #   make fuzz       build the fuzz targets; for real fuzzing with clang's libFuzzer:
 #                   make BUILD=build-fuzz FUZZER=libfuzzer fuzz
 #                   build-fuzz/fuzz/fuzz_resources tests/fuzz/corpus/fuzz_resources
@@ -44,17 +45,19 @@ RELAY_SRC   := $(wildcard framework/relay/*.c)
 CLI_SRC     := $(wildcard framework/cli/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC   := $(wildcard tests/bench/bench_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB         := $(BUILD)/libbutte.a
 BINS        := $(BUILD)/butte-master $(BUILD)/butte-agent $(BUILD)/butte-relay $(BUILD)/butte
 UNITS       := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCHES     := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps test check unit integration sanitize fuzz demo clean bench
 .SECONDARY:
 
-all: $(BINS) $(FUZZERS) $(UNITS)
+all: $(BINS) $(FUZZERS) $(UNITS) $(BENCHES)
 
 # --- generated protobuf-c code (never committed) ---
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS)
@@ -101,11 +104,17 @@ endif
 
 fuzz: $(FUZZERS)
 
+# Benchmark programs (in-process measurements); tests/bench/run.py drives them
+# and the real daemons. Like unit tests they may #include the .c they measure.
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 # --- dependencies: Debian packages, installed only when missing ---
 DEB_PKGS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libevent-dev \
             libjansson-dev libcurl4-openssl-dev libsqlite3-dev libseccomp-dev libcmocka-dev \
             python3 python3-pytest python3-pytest-timeout python3-requests python3-marathon busybox-static \
-            procps iproute2 curl
+            procps iproute2 curl gnuplot-nox
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -137,6 +146,10 @@ test: deps
 sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) --no-print-directory BUILD=build-san SAN=1 check
+
+bench: deps
+	$(MAKE) --no-print-directory all
+	$(PYTHON) tests/bench/run.py --build $(abspath $(BUILD)) $(if $(QUICK),--quick)
 
 demo: deps
 	$(MAKE) --no-print-directory all
