@@ -104,6 +104,8 @@ struct agent {
 	double kill_grace;
 	char *containerizers;
 	char *isolation;
+	int simulate;                   /* --simulate=N: N simulated agents (simulate.c) */
+	bool simulated;                 /* a simulated agent: no processes, no checkpoints */
 
 	/* derived */
 	char *master_url;               /* http://host:port */
@@ -198,6 +200,12 @@ int agent_http_init(struct agent *a, char **cause);
 json_t *agent_task_json(const struct agent_task *t);
 json_t *agent_executor_json(const struct agent_task *t);
 json_t *agent_framework_json(const struct agent_task *t);
+
+/* simulate.c -- --simulate=N: N agents in one process that report tasks without running them */
+int agent_simulate(struct agent *proto);
+void agent_sim_launch(struct agent *a, Butte__AgentEvent__Launch *launch);
+void agent_sim_kill(struct agent *a, const char *framework_id, const char *task_id);
+void agent_sim_shutdown_framework(struct agent *a, const char *framework_id);
 
 /* files.c -- /files/read and /files/browse */
 void agent_files_routes(struct agent *a);

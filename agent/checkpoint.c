@@ -179,9 +179,14 @@ out:
 
 int agent_checkpoint_save_id(struct agent *a, char **cause)
 {
-	char *path = xasprintf("%s/meta/agent_id", a->work_dir);
-	char *text = xasprintf("%s\n", a->agent_id);
-	int rc = bt_write_file_atomic(path, text, strlen(text), cause);
+	char *path, *text;
+	int rc;
+
+	if (a->simulated)
+		return 0;
+	path = xasprintf("%s/meta/agent_id", a->work_dir);
+	text = xasprintf("%s\n", a->agent_id);
+	rc = bt_write_file_atomic(path, text, strlen(text), cause);
 
 	free(text);
 	free(path);
@@ -220,11 +225,15 @@ static json_t *task_record(const struct agent_task *t)
 
 int agent_checkpoint_task(struct agent_task *t)
 {
-	json_t *rec = task_record(t);
-	char *text = json_dumps(rec, JSON_COMPACT);
-	char *path = xasprintf("%s/task.json", t->run_dir);
-	char *cause = NULL;
+	json_t *rec;
+	char *text, *path, *cause = NULL;
 	int rc = 0;
+
+	if (t->agent->simulated)
+		return 0;
+	rec = task_record(t);
+	text = json_dumps(rec, JSON_COMPACT);
+	path = xasprintf("%s/task.json", t->run_dir);
 
 	if (bt_write_file_atomic(path, text, strlen(text), &cause) != 0) {
 		log_error("unable to checkpoint task '%s': %s", t->task_id, cause);
@@ -242,6 +251,8 @@ void agent_checkpoint_remove(struct agent_task *t)
 	static const char *const files[] = { "task.json", "exit_status" };
 	size_t i;
 
+	if (t->agent->simulated)
+		return;
 	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char *path = xasprintf("%s/%s", t->run_dir, files[i]);
 		if (unlink(path) != 0 && errno != ENOENT)

@@ -61,6 +61,9 @@ static struct bt_flag *table_new(struct agent *a)
 		    "comma-separated: mesos (process containerizer), docker" },
 		{ "isolation", BT_FLAG_STRING, &a->isolation, "posix/cpu,posix/mem",
 		    "isolators (informational; tasks always get rlimits and seccomp)" },
+		{ "simulate", BT_FLAG_INT, &a->simulate, "0",
+		    "run this many simulated agents (sim-<i>) that report tasks RUNNING "
+		    "without starting them (for benchmarks)" },
 		{ NULL, 0, NULL, NULL, NULL },
 	};
 
@@ -337,6 +340,10 @@ int main(int argc, char **argv)
 	    (cause = xasprintf("invalid log level '%s'", a->log_level)) != NULL) ||
 	    configure(a, &cause) != 0) {
 		fprintf(stderr, "butte-agent: %s\n", cause);
+		goto out;
+	}
+	if (a->simulate > 0) {
+		rc = agent_simulate(a);
 		goto out;
 	}
 	a->base = event_base_new();

@@ -246,11 +246,17 @@ static void handle_event(struct agent_link *l, Butte__AgentEvent *ev)
 		send_pong(l);
 		break;
 	case BUTTE__AGENT_EVENT__TYPE__LAUNCH:
-		if (ev->launch != NULL)
+		if (ev->launch != NULL && a->simulated)
+			agent_sim_launch(a, ev->launch);
+		else if (ev->launch != NULL)
 			agent_launch(a, ev->launch);
 		break;
 	case BUTTE__AGENT_EVENT__TYPE__KILL:
-		if (ev->kill != NULL && ev->kill->framework_id != NULL && ev->kill->task_id != NULL)
+		if (ev->kill != NULL && ev->kill->framework_id != NULL && ev->kill->task_id != NULL &&
+		    a->simulated)
+			agent_sim_kill(a, ev->kill->framework_id->value, ev->kill->task_id->value);
+		else if (ev->kill != NULL && ev->kill->framework_id != NULL &&
+		    ev->kill->task_id != NULL)
 			agent_kill(a, ev->kill->framework_id->value, ev->kill->task_id->value,
 			    ev->kill->kill_policy);
 		break;
@@ -262,7 +268,12 @@ static void handle_event(struct agent_link *l, Butte__AgentEvent *ev)
 			    ev->acknowledge->uuid.len);
 		break;
 	case BUTTE__AGENT_EVENT__TYPE__SHUTDOWN_FRAMEWORK:
-		if (ev->shutdown_framework != NULL && ev->shutdown_framework->framework_id != NULL)
+		if (ev->shutdown_framework != NULL && ev->shutdown_framework->framework_id != NULL &&
+		    a->simulated)
+			agent_sim_shutdown_framework(a,
+			    ev->shutdown_framework->framework_id->value);
+		else if (ev->shutdown_framework != NULL &&
+		    ev->shutdown_framework->framework_id != NULL)
 			agent_shutdown_framework(a, ev->shutdown_framework->framework_id->value);
 		break;
 	case BUTTE__AGENT_EVENT__TYPE__ERROR:

@@ -386,6 +386,11 @@ struct bt_http_client *bt_http_client_new(struct event_base *base)
 	return c;
 }
 
+void bt_http_client_limit(struct bt_http_client *c, long max)
+{
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+}
+
 void bt_http_client_free(struct bt_http_client *c)
 {
 	if (c == NULL)

@@ -48,6 +48,12 @@ struct bt_http_request_opts {
 struct bt_http_client *bt_http_client_new(struct event_base *base);
 /* cancels every call still running (no callbacks) */
 void bt_http_client_free(struct bt_http_client *c);
+/*
+ * At most max connections to one host at once (0: no limit, the default);
+ * further requests wait for a connection to come free and reuse it instead
+ * of opening a new one each. A long-lived stream holds one of them.
+ */
+void bt_http_client_limit(struct bt_http_client *c, long max);
 
 /* never NULL; errors arrive through on_done */
 struct bt_http_call *bt_http_request(struct bt_http_client *c, const struct bt_http_request_opts *o);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "flags.h"
@@ -147,8 +148,22 @@ static void resolve_identity(struct master *m)
 	m->pid = xasprintf("master@%s:%d", m->advertise_ip, m->flags.port);
 }
 
+/* every agent and framework holds a stream: allow as many descriptors as the hard limit */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("unable to raise the descriptor limit to %llu",
+			    (unsigned long long)rl.rlim_max);
+	}
+}
+
 static int setup(struct master *m, char **cause)
 {
+	raise_nofile();
 	m->start_time = bt_now();
 	m->id = bt_uuid_new();
 	m->flag_table = master_flag_table;

@@ -122,6 +122,7 @@ struct relay_app *relay_app_set(struct relay *r, json_t *def)
 	}
 	app->def = def;
 	cache_def(app);
+	relay_apps_changed(r);
 	return app;
 }
 
@@ -138,8 +139,16 @@ void relay_app_free(struct relay_app *app)
 	free(app);
 }
 
+/* app counts and old-config checks are redone at the next look at the tasks */
+void relay_apps_changed(struct relay *r)
+{
+	r->counts_valid = false;
+	r->check_outdated = true;
+}
+
 void relay_app_remove(struct relay *r, struct relay_app *app)
 {
 	TAILQ_REMOVE(&r->apps, app, entry);
 	relay_app_free(app);
+	relay_apps_changed(r);
 }

@@ -35,9 +35,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
 
+	relay_batch_begin(r);
 	relay_scheduler_tick(r);
 	relay_tasks_tick(r);
 	relay_deployments_check(r);
+	relay_batch_end(r);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -112,6 +114,7 @@ static void relay_free(struct relay *r)
 		free(d->app_id);
 		free(d);
 	}
+	free(r->task_hash);
 	free(r->framework_id);
 	free(r->stream_id);
 	free(r->cfg.master_url);
@@ -233,6 +236,7 @@ static int setup(struct relay *r, char **cause)
 
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&r->apps);
+	r->check_outdated = true;
 	TAILQ_INIT(&r->tasks);
 	TAILQ_INIT(&r->deployments);
 	relay_main = r;
@@ -241,6 +245,8 @@ static int setup(struct relay *r, char **cause)
 	if (relay_state_open(r, cause) != 0 || relay_state_load(r, cause) != 0)
 		return -1;
 	r->client = bt_http_client_new(r->base);
+	/* a burst of ACCEPTs and ACKNOWLEDGEs reuses a few kept-alive connections */
+	bt_http_client_limit(r->client, 16);
 	if (relay_api_start(r, cause) != 0)
 		return -1;
 	r->sigint = evsignal_new(r->base, SIGINT, signal_cb, r);

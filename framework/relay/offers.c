@@ -5,7 +5,10 @@
  * disk and port ranges, then walks the apps that need instances and are
  * not in launch backoff, fitting as many tasks as the offer holds. Every
  * task is recorded (TASK_STAGING) and persisted before the ACCEPT that
- * carries its LAUNCH goes out. Offers that launch nothing are declined
+ * carries its LAUNCH goes out (the whole event is one batch: one
+ * transaction, and the calls leave after its commit; scheduler.c). The
+ * apps' missing counts are kept by tasks.c, so matching an offer costs
+ * O(apps + tasks launched). Offers that launch nothing are declined
  * with --decline_offer_duration; when nothing is missing relay suppresses
  * offers, and tasks.c revives them when a need appears.
  */
@@ -498,7 +501,7 @@ static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct av
 			a->cpus -= app->cpus;
 			a->mem -= app->mem;
 			a->disk -= app->disk;
-			TAILQ_INSERT_TAIL(&r->tasks, t, entry);
+			relay_task_insert(r, t);
 			relay_state_save_task(r, t);
 			json_array_append_new(infos, task_info(app, t, a));
 			log_info("launching task '%s' of app '%s' on agent '%s' (%s)", t->id, app->id,

@@ -87,12 +87,14 @@ struct relay_app {
 	struct relay_relaunch *relaunch;
 	size_t nrelaunch;
 	double since;                   /* when the app started waiting for instances */
+	int active;                     /* counting tasks of the current config (tasks.c cache) */
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
 
 struct relay_task {
 	TAILQ_ENTRY(relay_task) entry;
+	struct relay_task *hnext;       /* next in the task id hash chain */
 	char *id;
 	char *app_id;
 	char *instance_id;
@@ -150,12 +152,19 @@ struct relay {
 	bool suppressed;
 	bool revive_wanted;
 	double last_revive;             /* monotonic */
+	struct event *revive_timer;     /* a rate-limited REVIVE goes out when it fires */
+	int batch;                      /* > 0: calls wait in batch_calls for the commit */
+	json_t *batch_calls;
 	double next_reconcile;          /* monotonic */
 	unsigned long offers_seen, offers_declined, tasks_launched, updates_seen;
 
 	/* desired and actual state */
 	struct relay_apps apps;
 	struct relay_tasks tasks;
+	struct relay_task **task_hash;  /* tasks by id */
+	size_t task_hash_size, ntasks;
+	bool counts_valid;              /* every app's `active` is up to date */
+	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
 
 	struct event *tick;
@@ -171,9 +180,20 @@ void relay_scheduler_stop(struct relay *r);
 /* send a call (takes ownership of call); framework_id is added */
 void relay_call(struct relay *r, json_t *call);
 void relay_scheduler_tick(struct relay *r);
+/*
+ * Group the work of one loop turn: state writes share one transaction,
+ * and ACCEPT and ACKNOWLEDGE calls wait until it is committed, so each
+ * still follows the records it depends on; other calls (REVIVE, DECLINE,
+ * KILL, ...) leave at once. Batches nest.
+ */
+void relay_batch_begin(struct relay *r);
+void relay_batch_end(struct relay *r);
 
 /* tasks.c -- instances: status updates, kills, scaling, backoff, reconciliation */
 struct relay_task *relay_task_find(struct relay *r, const char *id);
+/* add to / take from r->tasks and the id hash, keeping the app counts */
+void relay_task_insert(struct relay *r, struct relay_task *t);
+void relay_task_remove(struct relay *r, struct relay_task *t);
 void relay_task_free(struct relay_task *t);
 void relay_task_kill(struct relay *r, struct relay_task *t);
 void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st);
@@ -220,6 +240,8 @@ bool relay_app_config_changed(const json_t *a, const json_t *b);
 char *relay_app_safe_id(const char *id);
 
 /* appset.c -- the apps in memory, service ports */
+/* an app was created, changed or removed: recount, look for outdated tasks */
+void relay_apps_changed(struct relay *r);
 /* assign service ports to port definitions with port 0; -1 with *cause */
 int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause);
 struct relay_app *relay_app_find(struct relay *r, const char *id);
@@ -239,6 +261,9 @@ json_t *relay_state_app_versions(struct relay *r, const char *id);
 json_t *relay_state_app_version(struct relay *r, const char *id, const char *version);
 void relay_state_save_task(struct relay *r, const struct relay_task *t);
 void relay_state_delete_task(struct relay *r, const char *id);
+/* one transaction around many writes (no-op when one is open); commit closes it */
+void relay_state_begin(struct relay *r);
+void relay_state_commit(struct relay *r);
 
 /* api.c -- the REST API: routes, apps, deployments */
 int relay_api_start(struct relay *r, char **cause);

@@ -157,27 +157,33 @@ static int sub_data_cb(struct bt_http_call *call, const void *data, size_t len, 
 	char *cause = NULL;
 	enum bt_recordio_result res;
 
+	int rc = -1;
+
 	r->last_event = bt_monotonic();
 	bt_recordio_feed(&r->rio, data, len);
+	relay_batch_begin(r);
 	while ((res = bt_recordio_next(&r->rio, &rec, &rlen, &cause)) == BT_RECORDIO_RECORD) {
 		Mesos__V1__Scheduler__Event *ev = (Mesos__V1__Scheduler__Event *)bt_pb_decode(
 		    &mesos__v1__scheduler__event__descriptor, false, rec, rlen, &cause);
 		if (ev == NULL) {
 			log_error("undecodable event from the master: %s", cause);
 			free(cause);
-			return -1;
+			goto out;
 		}
 		handle_event(r, ev);
 		protobuf_c_message_free_unpacked(&ev->base, NULL);
 		if (r->sub_call == NULL)
-			return -1;
+			goto out;
 	}
 	if (res == BT_RECORDIO_ERROR) {
 		log_error("bad event stream from the master: %s", cause);
 		free(cause);
-		return -1;
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	relay_batch_end(r);
+	return rc;
 }
 
 static void sub_done_cb(struct bt_http_call *call, int status, const char *body, size_t len,
@@ -247,6 +253,12 @@ void relay_scheduler_start(struct relay *r)
 
 void relay_scheduler_stop(struct relay *r)
 {
+	if (r->revive_timer != NULL) {
+		event_free(r->revive_timer);
+		r->revive_timer = NULL;
+	}
+	json_decref(r->batch_calls);
+	r->batch_calls = NULL;
 	if (r->sub_call != NULL) {
 		bt_http_call_cancel(r->sub_call);
 		r->sub_call = NULL;
@@ -278,7 +290,48 @@ static void call_done_cb(struct bt_http_call *call, int status, const char *body
 	free(type);
 }
 
+void relay_batch_begin(struct relay *r)
+{
+	if (r->batch++ == 0)
+		relay_state_begin(r);
+}
+
+void relay_batch_end(struct relay *r)
+{
+	json_t *calls = r->batch_calls, *call;
+	size_t i;
+
+	if (r->batch == 0 || --r->batch > 0)
+		return;
+	relay_state_commit(r);
+	r->batch_calls = NULL;
+	json_array_foreach(calls, i, call)
+		relay_call(r, json_incref(call));
+	json_decref(calls);
+}
+
+static void send_call(struct relay *r, json_t *call);
+
+/* ACCEPT carries tasks whose records must be on disk first, ACKNOWLEDGE an update recorded */
+static bool waits_for_commit(const json_t *call)
+{
+	const char *type = bt_json_string(call, "type");
+
+	return type != NULL && (strcmp(type, "ACCEPT") == 0 || strcmp(type, "ACKNOWLEDGE") == 0);
+}
+
 void relay_call(struct relay *r, json_t *call)
+{
+	if (r->batch > 0 && waits_for_commit(call)) {
+		if (r->batch_calls == NULL)
+			r->batch_calls = json_array();
+		json_array_append_new(r->batch_calls, call);
+		return;
+	}
+	send_call(r, call);
+}
+
+static void send_call(struct relay *r, json_t *call)
 {
 	const char *type = bt_json_string(call, "type") ? bt_json_string(call, "type") : "call";
 	char *sid_header = NULL;

@@ -7,6 +7,11 @@
  * "tasks" one record per task relay launched and has not yet seen end.
  * A task record is written before the ACCEPT that launches it, so a crash
  * can never forget a task that may be running.
+ *
+ * Writes made while the event stream is handled share one transaction
+ * (relay_state_begin/relay_state_commit, driven by relay_batch_begin/end),
+ * so an offers event launching a thousand tasks costs one fsync, not a
+ * thousand; the calls that depend on those records wait for the commit.
  */
 #include "relay.h"
 
@@ -30,8 +35,38 @@ int relay_state_open(struct relay *r, char **cause)
 	return r->store != NULL ? 0 : -1;
 }
 
+static bool tx_open;
+
+void relay_state_begin(struct relay *r)
+{
+	char *cause = NULL;
+
+	if (tx_open || r->store == NULL)
+		return;
+	if (bt_store_begin(r->store, &cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+		return;
+	}
+	tx_open = true;
+}
+
+void relay_state_commit(struct relay *r)
+{
+	char *cause = NULL;
+
+	if (!tx_open)
+		return;
+	tx_open = false;
+	if (bt_store_commit(r->store, &cause) != 0) {
+		log_error("%s", cause);
+		free(cause);
+	}
+}
+
 void relay_state_close(struct relay *r)
 {
+	relay_state_commit(r);
 	if (r->store != NULL)
 		bt_store_close(r->store);
 	r->store = NULL;
@@ -211,7 +246,7 @@ static int load_task_cb(const char *key, const char *value, size_t len, void *ar
 	t->ports = xcalloc(t->nports + 1, sizeof *t->ports);
 	for (i = 0; i < t->nports; i++)
 		t->ports[i] = (uint64_t)json_integer_value(json_array_get(ports, i));
-	TAILQ_INSERT_TAIL(&r->tasks, t, entry);
+	relay_task_insert(r, t);
 	json_decref(j);
 	return 0;
 }

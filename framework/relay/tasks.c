@@ -25,6 +25,14 @@
  * whichever is later) is therefore given up as TASK_LOST and replaced; a
  * confirmed task not running within --task_launch_timeout is killed and
  * replaced.
+ *
+ * Costs: tasks are found by id through a hash table, and each app keeps
+ * the number of its tasks that count towards its instances (`active`),
+ * adjusted as tasks come, go and are killed and recounted in one pass
+ * only after an app changes, so an offer or a status update costs the
+ * same with a hundred thousand tasks as with ten. A REVIVE goes out as
+ * soon as an instance is missing, at most every REVIVE_MIN_INTERVAL; one
+ * held back by that limit leaves on a timer the moment it expires.
  */
 #include "relay.h"
 
@@ -37,7 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REVIVE_MIN_INTERVAL 1.0
+#define REVIVE_MIN_INTERVAL 0.01
 #define SHORT_DECLINE 5.0
 #define STAGING_RECONCILE_AFTER 15.0
 #define STAGING_RECONCILE_MIN 0.5
@@ -77,14 +85,104 @@ static bool is_backoff_state(int s)
 	    s == MESOS__V1__TASK_STATE__TASK_ERROR;
 }
 
+static size_t hash_id(const char *s)
+{
+	size_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 struct relay_task *relay_task_find(struct relay *r, const char *id)
 {
 	struct relay_task *t;
 
-	TAILQ_FOREACH(t, &r->tasks, entry)
+	if (r->task_hash_size == 0)
+		return NULL;
+	for (t = r->task_hash[hash_id(id) & (r->task_hash_size - 1)]; t != NULL; t = t->hnext)
 		if (strcmp(t->id, id) == 0)
 			return t;
 	return NULL;
+}
+
+static void hash_grow(struct relay *r)
+{
+	size_t size = r->task_hash_size ? r->task_hash_size * 2 : 1024, b;
+	struct relay_task **table = xcalloc(size, sizeof *table), *t, *next;
+
+	for (b = 0; b < r->task_hash_size; b++)
+		for (t = r->task_hash[b]; t != NULL; t = next) {
+			next = t->hnext;
+			t->hnext = table[hash_id(t->id) & (size - 1)];
+			table[hash_id(t->id) & (size - 1)] = t;
+		}
+	free(r->task_hash);
+	r->task_hash = table;
+	r->task_hash_size = size;
+}
+
+static bool counts_for(const struct relay_task *t, const struct relay_app *app);
+
+/* the app whose instance count t adds to, or NULL */
+static struct relay_app *counted_in(struct relay *r, const struct relay_task *t)
+{
+	struct relay_app *app = relay_app_find(r, t->app_id);
+
+	if (app == NULL || !counts_for(t, app) || t->config_version == NULL ||
+	    strcmp(t->config_version, app->config_version) != 0)
+		return NULL;
+	return app;
+}
+
+static void count_task(struct relay *r, const struct relay_task *t, int delta)
+{
+	struct relay_app *app;
+
+	if (r->counts_valid && (app = counted_in(r, t)) != NULL)
+		app->active += delta;
+}
+
+void relay_task_insert(struct relay *r, struct relay_task *t)
+{
+	size_t b;
+
+	if (r->ntasks + 1 > r->task_hash_size / 2)
+		hash_grow(r);
+	b = hash_id(t->id) & (r->task_hash_size - 1);
+	t->hnext = r->task_hash[b];
+	r->task_hash[b] = t;
+	r->ntasks++;
+	TAILQ_INSERT_TAIL(&r->tasks, t, entry);
+	count_task(r, t, 1);
+}
+
+void relay_task_remove(struct relay *r, struct relay_task *t)
+{
+	struct relay_task **pp;
+
+	count_task(r, t, -1);
+	TAILQ_REMOVE(&r->tasks, t, entry);
+	pp = &r->task_hash[hash_id(t->id) & (r->task_hash_size - 1)];
+	while (*pp != NULL && *pp != t)
+		pp = &(*pp)->hnext;
+	if (*pp == t)
+		*pp = t->hnext;
+	r->ntasks--;
+}
+
+/* recount every app's counting tasks in one pass over the tasks */
+static void recount(struct relay *r)
+{
+	struct relay_app *app;
+	struct relay_task *t;
+
+	TAILQ_FOREACH(app, &r->apps, entry)
+		app->active = 0;
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		if ((app = counted_in(r, t)) != NULL)
+			app->active++;
+	r->counts_valid = true;
 }
 
 void relay_task_free(struct relay_task *t)
@@ -114,6 +212,7 @@ void relay_task_kill(struct relay *r, struct relay_task *t)
 {
 	bool first = t->goal != RELAY_GOAL_STOPPED;
 
+	count_task(r, t, -1);
 	t->goal = RELAY_GOAL_STOPPED;
 	t->kill_sent_at = bt_monotonic();
 	if (first) {
@@ -131,14 +230,9 @@ static bool counts_for(const struct relay_task *t, const struct relay_app *app)
 
 int relay_app_want(struct relay *r, const struct relay_app *app)
 {
-	const struct relay_task *t;
-	int n = 0;
-
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		if (counts_for(t, app) && t->config_version != NULL &&
-		    strcmp(t->config_version, app->config_version) == 0)
-			n++;
-	return app->instances - n;
+	if (!r->counts_valid)
+		recount(r);
+	return app->instances - app->active;
 }
 
 void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
@@ -219,6 +313,26 @@ static void kill_outdated(struct relay *r)
 	}
 }
 
+static void revive_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	relay_batch_begin(r);
+	relay_converge(r);
+	relay_batch_end(r);
+}
+
+/* a REVIVE held back by the rate limit goes out when the interval ends */
+static void revive_later(struct relay *r, double wait)
+{
+	struct timeval tv = bt_timeval(wait);
+
+	if (r->revive_timer == NULL)
+		r->revive_timer = evtimer_new(r->base, revive_timer_cb, r);
+	if (!evtimer_pending(r->revive_timer, NULL))
+		evtimer_add(r->revive_timer, &tv);
+}
+
 static void revive_or_suppress(struct relay *r, bool need_now, bool need_later)
 {
 	double now = bt_monotonic();
@@ -226,8 +340,10 @@ static void revive_or_suppress(struct relay *r, bool need_now, bool need_later)
 	if (!r->subscribed)
 		return;
 	if (need_now && (r->revive_wanted || r->suppressed)) {
-		if (now - r->last_revive < REVIVE_MIN_INTERVAL)
-			return;         /* the tick retries */
+		if (now - r->last_revive < REVIVE_MIN_INTERVAL) {
+			revive_later(r, REVIVE_MIN_INTERVAL - (now - r->last_revive));
+			return;
+		}
 		log_debug("reviving offers");
 		relay_call(r, json_pack("{s:s}", "type", "REVIVE"));
 		r->revive_wanted = false;
@@ -251,7 +367,10 @@ void relay_converge(struct relay *r)
 	double now = bt_now();
 	int want;
 
-	kill_outdated(r);
+	if (r->check_outdated) {
+		r->check_outdated = false;
+		kill_outdated(r);
+	}
 	TAILQ_FOREACH(app, &r->apps, entry) {
 		want = relay_app_want(r, app);
 		if (want < 0)
@@ -332,7 +451,7 @@ static void task_ended(struct relay *r, struct relay_task *t, const Mesos__V1__T
 			push_relaunch(app, t);
 		r->revive_wanted = true;
 	}
-	TAILQ_REMOVE(&r->tasks, t, entry);
+	relay_task_remove(r, t);
 	relay_state_delete_task(r, t->id);
 	relay_task_free(t);
 }
@@ -398,6 +517,8 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 		relay_converge(r);
 	} else {
 		bool changed = t->state != (int)st->state;
+		if (relay_task_terminal_state(t->state))
+			r->counts_valid = false;        /* a task thought ended counts again */
 		t->state = st->state;
 		if (changed)
 			relay_state_save_task(r, t);

@@ -1,0 +1,123 @@
+"""Placement throughput: relay deploys apps onto simulated agents (issue 3, item 2).
+
+A real butte-master, one butte-agent --simulate=N process (N agents, each
+on its own stream, reporting tasks STARTING and RUNNING with acknowledged
+updates but starting nothing) and butte-relay. The apps are POSTed one
+after the other to relay's /v2/apps; the run ends when every instance is
+RUNNING or the wait cap passes. Tasks per second are counted from the first
+POST to the last startedAt; the per-task latency is startedAt minus the
+task's app version (the time relay accepted the POST).
+
+Full scale is 100 apps x 1,000 instances on 10,000 agents; when that does
+not finish within the cap, the figures say how many tasks were RUNNING.
+"""
+import datetime
+import importlib.util
+import os
+import time
+
+import harness
+
+TITLE = "Placement throughput"
+ORDER = 2
+
+_spec = importlib.util.spec_from_file_location(
+    "b_5_master_footprint", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "b_5_master_footprint.py"))
+fp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fp)
+
+ANCHOR = ("Nomad 3,750/s (1M on 5,000 hosts) and ~1,500/s (2M); kube-scheduler 100-300/s; "
+          "Marathon+Mesos ~35/s")
+
+
+def parse_ts(s):
+    if not s:
+        return None
+    s = s.rstrip("Z")
+    fmt = "%Y-%m-%dT%H:%M:%S.%f" if "." in s else "%Y-%m-%dT%H:%M:%S"
+    d = datetime.datetime.strptime(s, fmt).replace(tzinfo=datetime.timezone.utc)
+    return d.timestamp()
+
+
+def percentile(values, p):
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = int(round(p / 100.0 * (len(v) - 1)))
+    return v[min(k, len(v) - 1)]
+
+
+def running_total(relay_url):
+    apps = harness.http("GET", relay_url + "/v2/apps").json().get("apps", [])
+    return sum(a.get("tasksRunning", 0) for a in apps)
+
+
+def run(ctx):
+    if ctx.quick:
+        nagents, napps, inst, cap = 200, 10, 20, 20.0
+    else:
+        nagents, napps, inst, cap = 10000, 100, 1000, 180.0
+    total = napps * inst
+    c = ctx.cluster(log_level="warn")
+    master = c.start_master("--allocation_interval=100ms")
+    sim = fp.start_sim(ctx, master.port, nagents)
+    try:
+        t0 = time.monotonic()
+        fp.wait_agents(ctx, c.master_url, nagents, timeout=20 if ctx.quick else 120)
+        ctx.log("%d simulated agents subscribed in %.1f s" % (nagents, time.monotonic() - t0))
+        relay = c.start_relay()
+        first_post = time.time()
+        for i in range(napps):
+            app = {"id": "/bench/app-%03d" % i, "cmd": "sleep 1000", "instances": inst,
+                   "cpus": 0.01, "mem": 1, "portDefinitions": []}
+            r = harness.http("POST", relay.url + "/v2/apps", json=app)
+            if r.status_code not in (200, 201):
+                raise RuntimeError("POST /v2/apps: %d %s" % (r.status_code, r.text[:200]))
+        ctx.log("%d apps posted in %.1f s" % (napps, time.time() - first_post))
+        deadline = time.monotonic() + cap
+        n = 0
+        while time.monotonic() < deadline:
+            n = running_total(relay.url)
+            if n >= total:
+                break
+            time.sleep(0.1 if ctx.quick else 0.5)
+        ctx.log("%d of %d tasks RUNNING %.1f s after the first POST" % (n, total,
+                                                                           time.time() - first_post))
+        tasks = harness.http("GET", relay.url + "/v2/tasks").json().get("tasks", [])
+    finally:
+        fp.stop_proc(sim)
+    lat, staged_lat, run_lat, last = [], [], [], None
+    for t in tasks:
+        started, version = parse_ts(t.get("startedAt")), parse_ts(t.get("version"))
+        staged = parse_ts(t.get("stagedAt"))
+        if t.get("state") != "TASK_RUNNING" or started is None or version is None:
+            continue
+        lat.append((started - version) * 1000.0)
+        if staged is not None:
+            staged_lat.append((staged - version) * 1000.0)
+            run_lat.append((started - staged) * 1000.0)
+        last = started if last is None or started > last else last
+    nrun = len(lat)
+    if nrun == 0:
+        raise RuntimeError("no task reached TASK_RUNNING within %.0f s" % cap)
+    elapsed = max(last - first_post, 1e-6)
+    rate = nrun / elapsed
+    complete = nrun >= total
+    scale = "%d apps x %s on %s agents" % (napps, "{:,}".format(inst), "{:,}".format(nagents))
+    if not complete:
+        scale += " (only %s of %s RUNNING within the %.0f s cap)" % (
+            "{:,}".format(nrun), "{:,}".format(total), cap)
+    note = "%s tasks RUNNING %.2f s after the first POST" % ("{:,}".format(nrun), elapsed)
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
+    return [
+        {"name": "tasks/s, " + scale, "value": rate, "unit": "tasks/s", "anchor": ANCHOR,
+         "target": ">= 20,000/s", "met": complete and rate >= 20000, "note": note},
+        {"name": "POST to RUNNING p50, " + scale, "value": p50, "unit": "ms",
+         "anchor": "", "target": "", "met": None,
+         "note": "startedAt - app version; p50 POST to stagedAt %.0f ms (relay: offer, "
+                 "placement, ACCEPT), stagedAt to startedAt %.0f ms (master, agent, acks)"
+                 % (percentile(staged_lat, 50), percentile(run_lat, 50))},
+        {"name": "POST to RUNNING p99, " + scale, "value": p99, "unit": "ms",
+         "anchor": "", "target": "< 1,000 ms", "met": complete and p99 < 1000, "note": ""},
+    ]

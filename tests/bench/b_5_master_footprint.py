@@ -1,0 +1,190 @@
+"""butte-master resident memory per agent and per task (issue 3, item 5, master part).
+
+A master with no agent, then with N simulated agents (one butte-agent
+--simulate=N process, each agent on its own stream), then with M tasks
+launched on them by a small Mesos v1 JSON scheduler that accepts every
+offer with M/N tasks: VmRSS at each step gives bytes per agent and bytes
+per task. The scheduler does not acknowledge updates, so the tasks stay
+TASK_STARTING (the master holds the task and its latest status either way).
+
+Also holds the helpers b_2_placement uses: start_sim() and wait_agents().
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402
+import mesos_client  # noqa: E402
+
+TITLE = "Master footprint"
+ORDER = 5
+
+SIM_RESOURCES = "cpus:64;mem:65536;disk:65536;ports(*):[31000-32000]"
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def metrics(master_url):
+    return harness.http("GET", master_url + "/metrics/snapshot").json()
+
+
+def start_sim(ctx, master_port, n, resources=SIM_RESOURCES):
+    """One butte-agent process running n simulated agents; caller terminates it."""
+    work = os.path.join(ctx.tmpdir, "sim")
+    os.makedirs(work, exist_ok=True)
+    log = open(os.path.join(ctx.tmpdir, "sim.log"), "w")
+    proc = subprocess.Popen(
+        [os.path.join(ctx.build, "butte-agent"), "--simulate=%d" % n,
+         "--master=127.0.0.1:%d" % master_port, "--work_dir=" + work,
+         "--resources=" + resources, "--log_level=warn",
+         "--registration_backoff_factor=%s" % ("2secs" if n > 2000 else "200ms")],
+        stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return proc
+
+
+def stop_proc(proc):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def wait_agents(ctx, master_url, n, timeout):
+    def ready():
+        return metrics(master_url).get("master/slaves_active", 0) >= n
+    harness.wait_for(ready, timeout=timeout, interval=0.2, what="%d simulated agents" % n)
+
+
+class LightScheduler(mesos_client.SchedulerClient):
+    """Keeps only SUBSCRIBED and OFFERS events; counts the rest (a fast reader)."""
+
+    def __init__(self, master_url):
+        super().__init__(master_url)
+        self.others = 0
+
+    def _read(self):
+        decoder = mesos_client.RecordIO()
+        try:
+            for chunk in self.response.iter_content(chunk_size=None):
+                for rec in decoder.feed(chunk):
+                    head = rec[:64]
+                    if b"OFFERS" not in head and b"SUBSCRIBED" not in head:
+                        self.others += 1
+                        continue
+                    ev = json.loads(rec)
+                    with self.lock:
+                        self.events.append(ev)
+                        self.lock.notify_all()
+        except Exception as exc:  # noqa: BLE001 - the stream ended or was closed
+            self.error = exc
+        with self.lock:
+            self.closed = True
+            self.lock.notify_all()
+
+
+def launch_tasks(ctx, master_url, nagents, ntasks, timeout):
+    """Launch ntasks spread over nagents offers; returns the scheduler (close it)."""
+    per = max(1, ntasks // nagents)
+    s = LightScheduler(master_url)
+    s.subscribe(name="footprint", failover_timeout=3600.0)
+    offers, seen, start = [], set(), 0
+    deadline = time.monotonic() + timeout
+    while len(seen) < nagents and time.monotonic() < deadline:
+        with s.lock:
+            evs = s.events[start:]
+            start = len(s.events)
+        for ev in evs:
+            if ev.get("type") == "OFFERS":
+                for o in ev["offers"]["offers"]:
+                    if o["agent_id"]["value"] not in seen:
+                        seen.add(o["agent_id"]["value"])
+                        offers.append(o)
+        time.sleep(0.05)
+    if len(seen) < nagents:
+        raise RuntimeError("offers for %d of %d agents within %.0f s" % (len(seen), nagents, timeout))
+    counter = iter(range(10 ** 9))
+    lock = threading.Lock()
+
+    def accept(o):
+        with lock:
+            ids = [next(counter) for _ in range(per)]
+        tasks = [mesos_client.command_task(o, "t%d" % i, cmd="sleep 1000", cpus=0.01, mem=1)
+                 for i in ids]
+        s.launch(o, tasks, refuse_seconds=3600)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(accept, offers))
+    return s, per * len(offers)
+
+
+def run(ctx):
+    nagents = 200 if ctx.quick else 10000
+    ntasks = 2000 if ctx.quick else 100000
+    c = ctx.cluster(log_level="warn")
+    master = c.start_master()
+    pid = master.pid
+    time.sleep(0.5)
+    rss0 = rss_kib(pid)
+    sim = start_sim(ctx, master.port, nagents)
+    sched = None
+    try:
+        t0 = time.monotonic()
+        wait_agents(ctx, c.master_url, nagents, timeout=20 if ctx.quick else 120)
+        ctx.log("%d agents subscribed in %.1f s" % (nagents, time.monotonic() - t0))
+        time.sleep(0.5)
+        rss1 = rss_kib(pid)
+        sched, launched = launch_tasks(ctx, c.master_url, nagents, ntasks,
+                                       timeout=20 if ctx.quick else 120)
+
+        def counts():
+            m = metrics(c.master_url)
+            return {k: int(m.get("master/tasks_%s" % k, 0))
+                    for k in ("staging", "starting", "running")}
+
+        def known():
+            return sum(counts().values()) >= launched
+        harness.wait_for(known, timeout=30 if ctx.quick else 120, interval=0.2,
+                         what="%d tasks in the master" % launched)
+        drain = time.monotonic() + (15 if ctx.quick else 60)
+        while counts()["staging"] > 0 and time.monotonic() < drain:
+            time.sleep(0.2)
+        final = counts()
+        ctx.log("%d tasks launched in %.1f s" % (launched, time.monotonic() - t0))
+        time.sleep(0.5)
+        rss2 = rss_kib(pid)
+    finally:
+        if sched is not None:
+            sched.close()
+        stop_proc(sim)
+    per_agent = (rss1 - rss0) * 1024.0 / nagents
+    per_task = (rss2 - rss1) * 1024.0 / launched
+    scale = "%s agents, %s tasks" % ("{:,}".format(nagents), "{:,}".format(launched))
+    note = ("VmRSS %d KiB idle, %d KiB with the agents, %d KiB with the tasks (%s)"
+            % (rss0, rss1, rss2, scale))
+    return [
+        {"name": "master RSS idle", "value": rss0 / 1024.0, "unit": "MiB",
+         "anchor": "", "target": "", "met": None, "note": "no agent, no framework"},
+        {"name": "master bytes per agent (%s)" % scale, "value": per_agent, "unit": "B",
+         "anchor": "", "target": "< 2,048 B", "met": per_agent < 2048, "note": note},
+        {"name": "master bytes per task (%s)" % scale, "value": per_task, "unit": "B",
+         "anchor": "", "target": "< 1,024 B", "met": per_task < 1024,
+         "note": "task states when measured: %d staging, %d starting, %d running "
+                 "(updates not acknowledged)" % (final["staging"], final["starting"],
+                                                 final["running"])},
+    ]
