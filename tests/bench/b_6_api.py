@@ -1,0 +1,204 @@
+"""Item 6: the Marathon API under load.
+
+A master, two agents and relay; APPS apps with TASKS instances each of
+`sleep 1000` (cpus 0.001, mem 1, no ports) are created through POST
+/v2/apps and given until a time limit to come up (real processes: what is
+running then is what is measured, and the figure names say how many).
+Then GET /v2/apps and GET /v2/tasks are timed back to back on one
+keep-alive requests.Session, in batches: each batch gives a p50 and a p99,
+the figure is the median over the batches with their min and max. The
+same again while a thread makes 20 changes a second (PUT /v2/apps/<id>
+with new labels, and every fifth change an instance count toggled between
+TASKS and TASKS + 1).
+"""
+import threading
+import time
+
+import requests
+
+from benchlib import Stats, percentile
+
+TITLE = "API under load"
+ORDER = 6
+DOC = """\
+Real agents and real processes: relay holds the apps and their tasks, the
+agents run every task as a `sleep 1000` process under its supervisor.
+Requests are made one after the other on one keep-alive connection
+(`requests.Session`); the time is the full response, body read and JSON
+parsed on the client side not included. Each batch of requests gives its
+p50 and p99; the table shows the median [min–max] over the batches. "Under
+change" runs a writer thread making 20 `PUT /v2/apps/<id>` a second
+(labels; every fifth one toggles an app's instances by one)."""
+
+CAUSE = ("Cause (measured: strace of butte-relay and a size sweep): every response larger than 16 KiB takes 44 ms with python-requests, smaller ones 0.4 ms. libevent's bufferevent writes at most 16 KiB per writev(); the accepted sockets have no TCP_NODELAY, so Nagle holds the later sub-MSS segments (loopback MSS is 64 KiB) until the client's delayed ACK (40 ms). At 50 apps the time is not spent building the JSON; at 1,000 apps (bodies of 0.7 MB for /v2/apps, 4.8 MB at 10,000 tasks) building and sending it adds to the stall, and under change each GET also waits behind PUTs on relay's single event loop (each PUT commits to SQLite with synchronous=FULL); those two parts were not profiled separately. Fix: setsockopt(TCP_NODELAY) on every accepted connection in common/http_server.c (an evhttp_set_bevcb callback), or bufferevent_set_max_single_write() above the response size. ")
+
+AGENT_RES = "cpus:16;mem:16384;disk:16384;ports(*):[31000-31099]"
+
+
+def _session():
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
+def create_apps(ctx, cluster, napps, ntasks, limit_s):
+    s = _session()
+    url = cluster.relay_url + "/v2/apps"
+    t0 = time.monotonic()
+    made = 0
+    for i in range(napps):
+        if time.monotonic() - t0 > limit_s / 2:
+            ctx.log(f"stopped creating apps at {made}: half the time limit used")
+            break
+        body = {"id": f"/load/app{i:04d}", "cmd": "sleep 1000", "instances": ntasks,
+                "cpus": 0.001, "mem": 1, "disk": 0, "portDefinitions": [],
+                "labels": {"n": "0"}}
+        r = s.post(url, json=body, timeout=30)
+        if r.status_code not in (200, 201):
+            raise AssertionError(f"POST /v2/apps: {r.status_code} {r.text[:300]}")
+        made += 1
+    want = made * ntasks
+    running = 0
+    while time.monotonic() - t0 < limit_s:
+        apps = s.get(url, timeout=60).json()["apps"]
+        running = sum(a.get("tasksRunning", 0) for a in apps)
+        if running >= want:
+            break
+        time.sleep(0.5)
+    ctx.log(f"{made} apps, {running} of {want} tasks running after {time.monotonic() - t0:.1f} s")
+    return made, running, time.monotonic() - t0
+
+
+def time_gets(s, url, count, max_s=8.0):
+    """Up to count GETs, stopping after max_s seconds (at least 5 requests)."""
+    lat = []
+    end = time.monotonic() + max_s
+    for i in range(count):
+        if i >= 5 and time.monotonic() > end:
+            break
+        t0 = time.perf_counter()
+        r = s.get(url, timeout=60)
+        r.content  # noqa: B018 - the whole body is part of the response time
+        lat.append((time.perf_counter() - t0) * 1000)
+        if r.status_code != 200:
+            raise AssertionError(f"GET {url}: {r.status_code}")
+    return lat
+
+
+class Writer(threading.Thread):
+    """PUT /v2/apps/<id> at `rate` per second until stopped (bounded by max_changes)."""
+
+    def __init__(self, base, napps, ntasks, rate=20, max_changes=20000):
+        super().__init__(daemon=True)
+        self.base, self.napps, self.ntasks = base, napps, ntasks
+        self.rate, self.max_changes = rate, max_changes
+        self.stop_ev = threading.Event()
+        self.done = 0
+        self.errors = 0
+        self.elapsed = 0.0
+
+    def run(self):
+        s = _session()
+        t0 = time.perf_counter()
+        for k in range(self.max_changes):
+            due = t0 + k / self.rate
+            wait = due - time.perf_counter()
+            if self.stop_ev.wait(max(0.0, wait)):
+                break
+            app = f"/load/app{k % self.napps:04d}"
+            body = {"labels": {"n": str(k)}}
+            if k % 5 == 0:
+                body["instances"] = self.ntasks + (1 if (k // 5) % 2 == 0 else 0)
+            try:
+                r = s.put(self.base + "/v2/apps" + app, json=body, params={"force": "true"},
+                          timeout=30)
+                if r.status_code >= 300:
+                    self.errors += 1
+            except requests.RequestException:
+                self.errors += 1
+            self.done += 1
+        self.elapsed = time.perf_counter() - t0
+
+
+def measure(ctx, base, per_batch, runs):
+    """{"apps": (p50 Stats, p99 Stats, all latencies), "tasks": ...}."""
+    s = _session()
+    out = {}
+    for path in ("/v2/apps", "/v2/tasks"):
+        p50s, p99s, every = [], [], []
+
+        def batch():
+            lat = time_gets(s, base + path, per_batch)
+            p50s.append(percentile(lat, 50))
+            p99s.append(percentile(lat, 99))
+            every.extend(lat)
+            return p99s[-1]
+
+        ctx.repeat(batch, warmup=1, runs=runs)
+        out[path] = (Stats(p50s[1:]), Stats(p99s[1:]), every[per_batch:])
+    return out
+
+
+def run(ctx):
+    if ctx.quick:
+        napps, ntasks, limit, per_batch, runs = 50, 2, 10, 40, 1
+    else:
+        # 1,000 apps x 10 real tasks does not come up on 2 cores in a bounded
+        # time (relay and agent saturate a core at ~100 launches/s and every
+        # GET then takes seconds): 1,000 apps x 2 instances is the largest
+        # scale measured here.
+        napps, ntasks, limit, per_batch, runs = 1000, 2, 120, 100, 5
+    c = ctx.cluster()
+    c.start_master()
+    c.start_agent(resources=AGENT_RES)
+    c.start_agent(resources=AGENT_RES)
+    c.start_relay()
+    made, running, took = create_apps(ctx, c, napps, ntasks, limit)
+    scale = f"{made:,} apps, {running:,} tasks running"
+    full = made == napps and running >= napps * ntasks
+    note_scale = "" if full else (
+        f"Only {made:,} apps and {running:,} of {napps * ntasks:,} asked tasks were up "
+        f"within the {limit} s limit (real processes on 2 cores); measured at that scale. ")
+
+    if not ctx.quick:
+        note_scale += ("The issue asks for 1,000 apps x 10 tasks; with real processes that does "
+                       "not come up in bounded time on 2 cores (a trial run had 879 apps and "
+                       "8,790 tasks staged after 94 s, none yet reported RUNNING, and each GET "
+                       "took 5-6 s while relay worked through the launches), so 2 tasks per app. ")
+    quiet = measure(ctx, c.relay_url, per_batch, runs)
+    w = Writer(c.relay_url, made, ntasks)
+    w.start()
+    try:
+        busy = measure(ctx, c.relay_url, per_batch, runs)
+    finally:
+        w.stop_ev.set()
+        w.join(timeout=30)
+    rate = w.done / w.elapsed if w.elapsed else 0.0
+    ctx.log(f"writer: {w.done} changes in {w.elapsed:.1f} s ({rate:.1f}/s), {w.errors} errors")
+
+    figs = []
+    plot = {"file": "api_latency.png",
+            "title": f"Relay API latency, {scale}", "xlabel": "percentile",
+            "ylabel": "latency (ms)", "logscale": "y", "series": {}}
+    for label, res in (("idle", quiet), ("20 changes/s", busy)):
+        for path in ("/v2/apps", "/v2/tasks"):
+            p50, p99, every = res[path]
+            anchor = ("Kubernetes SLO p99 ≤ 1 s; Marathon 12 s (/v2/apps, 1,000 tasks)"
+                      if path == "/v2/apps" else "Kubernetes SLO p99 ≤ 1 s")
+            figs.append({"name": f"GET {path} p50, {scale}, {label}", "value": p50, "unit": "ms",
+                         "anchor": "—", "target": "—", "met": None,
+                         "note": None})
+            note = note_scale + f"{per_batch} requests per batch, {runs} batches."
+            if label != "idle":
+                note += f" Writer made {w.done} changes at {rate:.1f}/s ({w.errors} errors)."
+            figs.append({"name": f"GET {path} p99, {scale}, {label}", "value": p99, "unit": "ms",
+                         "anchor": anchor, "target": "< 20 ms", "met": p99.median < 20,
+                         "note": note if p99.median < 20 else CAUSE + note})
+            s = sorted(every)
+            pts = [(p, percentile(s, p)) for p in (1, 5, 10, 25, 50, 75, 90, 95, 99, 100)]
+            plot["series"][f"{path} {label}"] = pts
+    figs[0]["plot"] = plot
+    figs.append({"name": "time to create the apps and bring their tasks up", "value": took,
+                 "unit": "s", "anchor": "—", "target": "—", "met": None,
+                 "note": f"{made:,} POST /v2/apps, then polled until {running:,} tasks ran"})
+    return figs
