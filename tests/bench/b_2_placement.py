@@ -88,7 +88,11 @@ def run(ctx):
             time.sleep(0.1 if ctx.quick else 0.5)
         ctx.log("%d of %d tasks RUNNING %.1f s after the first POST" % (n, total,
                                                                            time.time() - first_post))
-        tasks = harness.http("GET", relay.url + "/v2/tasks", timeout=120).json().get("tasks", [])
+        try:
+            tasks = harness.http("GET", relay.url + "/v2/tasks", timeout=120).json().get("tasks", [])
+        except Exception as exc:  # noqa: BLE001 - relay too busy to list: report no tasks
+            ctx.log("GET /v2/tasks failed: %r" % exc)
+            tasks = []
     finally:
         fp.stop_proc(sim)
     lat, staged_lat, run_lat, last = [], [], [], None
@@ -104,7 +108,11 @@ def run(ctx):
         last = started if last is None or started > last else last
     nrun = len(lat)
     if nrun == 0:
-        raise RuntimeError("no task reached TASK_RUNNING within %.0f s" % cap)
+        # nothing ran within the cap: that is the measurement, reported as such
+        scale = "%d apps x %s on %s agents" % (napps, "{:,}".format(inst), "{:,}".format(nagents))
+        return [{"name": "tasks/s, " + scale, "value": 0.0, "unit": "tasks/s", "anchor": ANCHOR,
+                 "target": ">= 20,000/s", "met": False,
+                 "note": "no task reached TASK_RUNNING within the %.0f s cap" % cap}]
     elapsed = max(last - first_post, 1e-6)
     rate = nrun / elapsed
     complete = nrun >= total
