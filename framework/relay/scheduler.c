@@ -273,7 +273,7 @@ void relay_scheduler_stop(struct relay *r)
 static void call_done_cb(struct bt_http_call *call, int status, const char *body, size_t len,
     const char *error, void *arg)
 {
-	char *type = arg;
+	const char *type = arg;         /* a static enum name: nothing to free */
 
 	if (status == 202 || status == 200)
 		log_debug("%s accepted", type);
@@ -287,7 +287,6 @@ static void call_done_cb(struct bt_http_call *call, int status, const char *body
 		relay_main->revive_wanted = true;
 		relay_main->suppressed = true;
 	}
-	free(type);
 }
 
 void relay_batch_begin(struct relay *r)
@@ -337,6 +336,7 @@ static void send_call(struct relay *r, json_t *call)
 	char *sid_header = NULL;
 	const char *headers[] = { "Content-Type: " PROTOBUF, "Accept: application/json", NULL, NULL };
 	struct bt_http_request_opts o = { 0 };
+	const ProtobufCEnumValue *name;
 	ProtobufCMessage *msg;
 	char *cause = NULL;
 	void *body;
@@ -353,6 +353,8 @@ static void send_call(struct relay *r, json_t *call)
 		free(cause);
 		goto out;
 	}
+	name = protobuf_c_enum_descriptor_get_value(&mesos__v1__scheduler__call__type__descriptor,
+	    (int)((Mesos__V1__Scheduler__Call *)msg)->type);
 	body = bt_pb_encode_alloc(msg, false, &len);
 	protobuf_c_message_free_unpacked(msg, NULL);
 	sid_header = xasprintf("Mesos-Stream-Id: %s", r->stream_id);
@@ -365,7 +367,7 @@ static void send_call(struct relay *r, json_t *call)
 	o.timeout = 30;
 	o.connect_timeout = 5;
 	o.on_done = call_done_cb;
-	o.arg = xstrdup(type);
+	o.arg = (void *)(name != NULL ? name->name : "UNKNOWN");
 	bt_http_request(r->client, &o);
 	free(body);
 	free(sid_header);
