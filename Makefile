@@ -114,7 +114,8 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 DEB_PKGS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libevent-dev \
             libjansson-dev libcurl4-openssl-dev libsqlite3-dev libseccomp-dev libcmocka-dev \
             python3 python3-pytest python3-pytest-timeout python3-requests python3-marathon busybox-static \
-            procps iproute2 curl gnuplot-nox
+            procps iproute2 curl gnuplot-nox docker.io qemu-user-static binfmt-support \
+            gcc-powerpc64le-linux-gnu
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -141,6 +142,7 @@ check: all
 
 test: deps
 	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory test-ppc64le
 	$(MAKE) --no-print-directory check
 
 sanitize: deps
@@ -158,4 +160,7 @@ demo: deps
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Cross builds and other optional parts live in mk/.
+-include $(wildcard mk/*.mk)
+
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)

@@ -3,8 +3,11 @@
  *
  * The agent subscribes to the master (master_link.c), runs the tasks the
  * master launches as supervised process trees in sandbox directories
- * (containerizer.c, with the environment from env.c), follows them until
- * they end or are killed (tasks.c), reports their states with reliable,
+ * (containerizer.c, with the environment from env.c) or, for DOCKER tasks,
+ * as containers through the Docker Engine API (docker.c, docker_spec.c,
+ * docker_tasks.c; docker.h), follows them until
+ * they end or are killed (tasks.c), runs their health checks (health.c),
+ * reports their states with reliable,
  * acknowledged status updates (updates.c), checkpoints everything to its
  * work dir so that a restart loses nothing (checkpoint.c), detects the
  * resources the operator did not name (detect.c) and serves /state, /health
@@ -41,6 +44,9 @@
 #define AGENT_COMPLETED_MAX     100     /* finished tasks kept for /state */
 
 struct agent_link;
+struct agent_health;
+struct agent_docker;
+struct agent_docker_task;
 
 /* One task, from launch until its terminal update is acknowledged. */
 struct agent_task {
@@ -80,6 +86,8 @@ struct agent_task {
 	int setup_stage;                /* 0 when exec failed, else the sandbox step that did */
 	int pidfd;                      /* recovered supervisors: pidfd, or -1 */
 	struct event *watch_ev;         /* pidfd readable, or a 1 s polling timer */
+	struct agent_health *health;    /* health checks (health.c), or NULL */
+	struct agent_docker_task *docker;       /* a DOCKER task's container (docker_tasks.c), or NULL */
 };
 
 TAILQ_HEAD(agent_tasks, agent_task);
@@ -88,7 +96,9 @@ struct agent {
 	struct event_base *base;
 	struct bt_http_server *http;
 	struct bt_http_client *client;
+	struct bt_http_client *call_client;     /* for AgentCalls when not `client` (simulate.c) */
 	struct agent_link *link;
+	struct agent_docker *docker;    /* the Docker engine (docker.c) */
 	const struct bt_flag *flag_table;
 
 	/* flags */
@@ -103,6 +113,7 @@ struct agent {
 	double backoff_factor;
 	double kill_grace;
 	char *containerizers;
+	char *docker_socket;
 	char *isolation;
 	int simulate;                   /* --simulate=N: N simulated agents (simulate.c) */
 	bool simulated;                 /* a simulated agent: no processes, no checkpoints */
@@ -161,6 +172,8 @@ void agent_update_send_once(struct agent *a, const char *framework_id, const cha
     Mesos__V1__TaskState state, const char *message, int reason);
 void agent_updates_start_retry(struct agent_task *t);
 bool agent_task_pending(const struct agent_task *t);
+/* append a TASK_RUNNING update with TaskStatus.healthy (health.c) */
+void agent_update_health(struct agent_task *t, bool healthy, const char *message);
 
 /* containerizer.c -- the process containerizer */
 int agent_containerizer_init(struct agent *a);
@@ -182,6 +195,26 @@ int agent_proc_start_time(pid_t pid, unsigned long long *start);
 void agent_exec_pipe_cb(evutil_socket_t fd, short what, void *arg);
 int agent_exec_pipe_read(struct agent_task *t);
 char *agent_launch_error(const struct agent_task *t);
+
+/* health.c -- health checks next to the task */
+/* start the checks when the task runs, stop them once it is killed or ends */
+void agent_health_sync(struct agent_task *t);
+void agent_health_free(struct agent_task *t);
+/* a reaped child that was a COMMAND check: true when it was one */
+bool agent_health_reaped(struct agent *a, pid_t pid, int status);
+
+/* docker.c, docker_tasks.c -- the Docker containerizer (more in docker.h) */
+void agent_docker_init(struct agent *a);
+void agent_docker_release(struct agent *a);
+bool agent_docker_wanted(const Mesos__V1__TaskInfo *info);
+/* t is in a->tasks with its sandbox made; runs it in a container or fails it */
+void agent_docker_launch(struct agent_task *t);
+/* t->killing is set: stop the container with t->kill_grace */
+void agent_docker_kill(struct agent_task *t);
+void agent_docker_recover(struct agent_task *t);
+void agent_docker_task_free(struct agent_task *t);
+/* a Docker task's container address, or NULL (the agent's address applies) */
+const char *agent_docker_task_ip(const struct agent_task *t);
 
 /* env.c -- the environment and argv a task is started with */
 char **agent_task_env(struct agent_task *t);

@@ -15,9 +15,13 @@
  *                                 task ends ("exited 0", "signaled 9")
  *   slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>/
  *                                 the sandbox (stdout, stderr)
- * Records are JSON written atomically (temporary file, fsync, rename);
- * protobuf messages inside them are stored as hex of their wire form, so
- * a record always decodes to exactly what was launched.
+ * Records are JSON written atomically (temporary file, rename); protobuf
+ * messages inside them are stored as hex of their wire form, so a record
+ * always decodes to exactly what was launched. Task records are not
+ * fsynced: they must outlive the agent, which they do from the page
+ * cache, but not the machine — a reboot ends every task, and a record of
+ * an earlier boot is only read to report its task gone (a record the
+ * crash left unreadable is skipped). The agent id is fsynced.
  */
 #include "agent.h"
 #include "log.h"
@@ -235,7 +239,7 @@ int agent_checkpoint_task(struct agent_task *t)
 	text = json_dumps(rec, JSON_COMPACT);
 	path = xasprintf("%s/task.json", t->run_dir);
 
-	if (bt_write_file_atomic(path, text, strlen(text), &cause) != 0) {
+	if (bt_write_file_replace(path, text, strlen(text), &cause) != 0) {
 		log_error("unable to checkpoint task '%s': %s", t->task_id, cause);
 		free(cause);
 		rc = -1;

@@ -78,6 +78,7 @@ int agent_containerizer_init(struct agent *a)
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	size_t i;
 
+	agent_docker_init(a);
 	if (ctx == NULL) {
 		log_warn("seccomp is not available; tasks run without a syscall filter");
 		return 0;
@@ -108,6 +109,7 @@ int agent_containerizer_init(struct agent *a)
 
 void agent_containerizer_release(struct agent *a)
 {
+	agent_docker_release(a);
 	if (a->seccomp != NULL)
 		seccomp_release(a->seccomp);
 	a->seccomp = NULL;
@@ -356,8 +358,6 @@ static char *launch_problem(const Mesos__V1__TaskInfo *info)
 		return xstrdup("custom executors are not supported by butte-agent");
 	if (info->command == NULL)
 		return xstrdup("the task has no command");
-	if (c != NULL && c->type == MESOS__V1__CONTAINER_INFO__TYPE__DOCKER)
-		return xstrdup("docker containerizer is not enabled");
 	if (c != NULL && c->mesos != NULL && c->mesos->image != NULL)
 		return xstrdup("container images are not supported by the mesos containerizer");
 	if (info->command->has_shell && !info->command->shell &&
@@ -482,6 +482,10 @@ static void launch_one(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 	if (cause != NULL) {
 		why = xasprintf("unable to create the sandbox: %s", cause);
 		launch_failed(t, why, MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED);
+		goto out;
+	}
+	if (agent_docker_wanted(info)) {
+		agent_docker_launch(t);
 		goto out;
 	}
 	if ((why = launch_problem(info)) != NULL) {

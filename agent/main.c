@@ -59,6 +59,8 @@ static struct bt_flag *table_new(struct agent *a)
 		    "time between SIGTERM and SIGKILL when a task without kill policy is killed" },
 		{ "containerizers", BT_FLAG_STRING, &a->containerizers, "mesos",
 		    "comma-separated: mesos (process containerizer), docker" },
+		{ "docker_socket", BT_FLAG_STRING, &a->docker_socket, "/var/run/docker.sock",
+		    "the Docker engine's Unix socket (with --containerizers=docker,...)" },
 		{ "isolation", BT_FLAG_STRING, &a->isolation, "posix/cpu,posix/mem",
 		    "isolators (informational; tasks always get rlimits and seccomp)" },
 		{ "simulate", BT_FLAG_INT, &a->simulate, "0",

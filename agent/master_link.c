@@ -156,7 +156,7 @@ static void post_call(struct agent_link *l, Butte__AgentCall *call, const char *
 	o.timeout = 30;
 	o.on_done = call_done_cb;
 	o.arg = c;
-	bt_http_request(a->client, &o);
+	bt_http_request(a->call_client != NULL ? a->call_client : a->client, &o);
 	free(buf);
 	free(sid);
 	free(url);

@@ -5,7 +5,8 @@
  * agent is a struct agent of its own (hostname and name sim-<i>, the
  * resources of --resources) with its own agent_link: its own subscription
  * stream to the master, its own agent id, its own calls. They share one
- * event loop and one HTTP client. The protocol is the real one: the link
+ * event loop and two HTTP clients: one for the streams and one, limited
+ * to a few connections, for the calls. The protocol is the real one: the link
  * code of master_link.c and the reliable updates of updates.c serve them
  * unchanged; only what would touch the machine differs. A launched task
  * starts no process: it is reported TASK_STARTING and then TASK_RUNNING
@@ -26,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#define SIM_CALL_CONNECTIONS 32
 
 struct sim {
 	struct agent **agents;
@@ -160,21 +163,13 @@ void agent_sim_shutdown_framework(struct agent *a, const char *framework_id)
 	}
 }
 
-/* many streams need many descriptors: the soft limit goes up to the hard one */
+/* every simulated agent holds a stream; the calls share SIM_CALL_CONNECTIONS */
 static void raise_nofile(int n)
 {
-	struct rlimit rl;
+	unsigned long have = bt_raise_nofile((unsigned long)n + 256);
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			log_warn("unable to raise the descriptor limit: %s", strerror(errno));
-	}
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)n + 256)
-		log_warn("%d simulated agents need more descriptors than the limit of %llu", n,
-		    (unsigned long long)rl.rlim_cur);
+	if (have < (unsigned long)n + 256)
+		log_warn("%d simulated agents may need more descriptors than the limit of %lu", n, have);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -194,6 +189,9 @@ int agent_simulate(struct agent *proto)
 	signal(SIGPIPE, SIG_IGN);
 	proto->base = event_base_new();
 	proto->client = bt_http_client_new(proto->base);
+	/* the calls of all agents share a few connections: descriptors go to the streams */
+	proto->call_client = bt_http_client_new(proto->base);
+	bt_http_client_limit(proto->call_client, SIM_CALL_CONNECTIONS);
 	s.sigterm_ev = evsignal_new(proto->base, SIGTERM, signal_cb, proto->base);
 	s.sigint_ev = evsignal_new(proto->base, SIGINT, signal_cb, proto->base);
 	event_add(s.sigterm_ev, NULL);
@@ -209,8 +207,9 @@ int agent_simulate(struct agent *proto)
 	log_info("butte-agent %s: %d simulated agents for master %s", AGENT_VERSION, s.n,
 	    proto->master_url);
 	event_base_dispatch(proto->base);
+	bt_http_client_free(proto->call_client);
 	bt_http_client_free(proto->client);
-	proto->client = NULL;
+	proto->client = proto->call_client = NULL;
 	for (i = 0; i < s.n; i++)
 		sim_agent_free(s.agents[i]);
 	free(s.agents);

@@ -70,7 +70,7 @@ size_t agent_tasks_alive(const struct agent *a)
 	size_t n = 0;
 
 	TAILQ_FOREACH(t, &a->tasks, entry) {
-		if (!t->ended && t->supervisor_pid > 0)
+		if (!t->ended && (t->supervisor_pid > 0 || t->docker != NULL))
 			n++;
 	}
 	return n;
@@ -195,6 +195,8 @@ void agent_reap_children(struct agent *a)
 				break;
 		}
 		if (t == NULL) {
+			if (agent_health_reaped(a, pid, st))
+				continue;
 			log_debug("reaped process %d", (int)pid);
 			continue;
 		}
@@ -245,6 +247,7 @@ void agent_kill_task(struct agent_task *t, double grace)
 	if (t->ended || bt_task_state_terminal(t->state) || t->killing)
 		return;
 	t->killing = true;
+	agent_health_sync(t);
 	t->kill_grace = grace < 0 ? 0 : grace;
 	log_info("killing task '%s' of framework '%s' (grace period %.1f s)", t->task_id,
 	    t->framework_id, t->kill_grace);
@@ -252,7 +255,10 @@ void agent_kill_task(struct agent_task *t, double grace)
 		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_KILLING, NULL, -1);
 	else
 		agent_checkpoint_task(t);
-	signal_task(t);
+	if (t->docker != NULL)
+		agent_docker_kill(t);
+	else
+		signal_task(t);
 }
 
 void agent_kill(struct agent *a, const char *framework_id, const char *task_id,
@@ -346,6 +352,10 @@ void agent_recover_task(struct agent_task *t)
 		agent_task_maybe_remove(t);
 		return;
 	}
+	if (agent_docker_wanted(t->info)) {
+		agent_docker_recover(t);
+		return;
+	}
 	if (t->supervisor_pid <= 0) {
 		t->ended = true;
 		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_FAILED,
@@ -363,6 +373,7 @@ void agent_recover_task(struct agent_task *t)
 	log_info("recovered task '%s' of framework '%s' (supervisor %d, task %d)", t->task_id,
 	    t->framework_id, (int)t->supervisor_pid, (int)t->task_pid);
 	watch(t);
+	agent_health_sync(t);
 	if (t->state == MESOS__V1__TASK_STATE__TASK_STARTING && t->task_pid > 0)
 		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_RUNNING, NULL, -1);
 	if (t->killing)
@@ -401,6 +412,8 @@ void agent_task_free(struct agent_task *t)
 {
 	size_t i;
 
+	agent_health_free(t);
+	agent_docker_task_free(t);
 	close_pipe(t);
 	stop_watching(t);
 	if (t->kill_ev != NULL)

@@ -27,9 +27,9 @@ bool agent_task_pending(const struct agent_task *t)
 }
 
 /*
- * Where the task runs, as Mesos reports it for host networking: the
- * container id and the agent's address (frameworks show it as the task's
- * IP address).
+ * Where the task runs, as Mesos reports it: the container id and the
+ * task's address — a Docker container's own, else the agent's (frameworks
+ * show it as the task's IP address).
  */
 struct container_status {
 	Mesos__V1__ContainerStatus cs;
@@ -43,8 +43,10 @@ struct container_status {
 static Mesos__V1__ContainerStatus *container_status(struct container_status *c,
     const struct agent_task *t)
 {
-	struct agent *a = t->agent;
+	const char *ip = agent_docker_task_ip(t);
 
+	if (ip == NULL)
+		ip = t->agent->advertise_ip;
 	mesos__v1__container_status__init(&c->cs);
 	mesos__v1__container_id__init(&c->cid);
 	mesos__v1__network_info__init(&c->net);
@@ -55,10 +57,10 @@ static Mesos__V1__ContainerStatus *container_status(struct container_status *c,
 		c->cs.has_executor_pid = true;
 		c->cs.executor_pid = (uint32_t)t->task_pid;
 	}
-	if (a->advertise_ip != NULL) {
+	if (ip != NULL) {
 		c->addr.has_protocol = true;
 		c->addr.protocol = MESOS__V1__NETWORK_INFO__PROTOCOL__IPv4;
-		c->addr.ip_address = a->advertise_ip;
+		c->addr.ip_address = (char *)ip;
 		c->addrs[0] = &c->addr;
 		c->net.n_ip_addresses = 1;
 		c->net.ip_addresses = c->addrs;
@@ -178,6 +180,27 @@ void agent_update_new(struct agent_task *t, Mesos__V1__TaskState state, const ch
 	t->state = state;
 	log_info("task '%s' of framework '%s' is now %s%s%s", t->task_id, t->framework_id,
 	    bt_task_state_name(state), message != NULL ? ": " : "", message != NULL ? message : "");
+	agent_checkpoint_task(t);
+	if (first)
+		agent_updates_start_retry(t);
+	agent_health_sync(t);
+}
+
+/* TASK_RUNNING with the task's health, as Mesos's executors send it */
+void agent_update_health(struct agent_task *t, bool healthy, const char *message)
+{
+	bool first = !agent_task_pending(t);
+	Mesos__V1__TaskStatus *st = status_new(t->agent, t, t->task_id,
+	    MESOS__V1__TASK_STATE__TASK_RUNNING, message,
+	    MESOS__V1__TASK_STATUS__REASON__REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, true);
+
+	st->has_healthy = true;
+	st->healthy = healthy;
+	t->statuses = xreallocarray(t->statuses, t->nstatuses + 1, sizeof *t->statuses);
+	t->statuses[t->nstatuses++] = st;
+	log_info("task '%s' of framework '%s' is now %s%s%s", t->task_id, t->framework_id,
+	    healthy ? "healthy" : "unhealthy", message != NULL ? ": " : "",
+	    message != NULL ? message : "");
 	agent_checkpoint_task(t);
 	if (first)
 		agent_updates_start_retry(t);

@@ -11,9 +11,13 @@
  *
  * libcurl refuses most multi calls from inside its own callbacks, and our
  * users cancel calls or start new ones from inside theirs. So no curl
- * function is called from a user callback: new calls and cancelled ones
- * are picked up by a "kick" event that runs on the next loop iteration,
- * and a cancelled call's curl callbacks simply refuse further data.
+ * function is called from a user callback: new calls wait in the `start`
+ * queue and cancelled ones in the `reap` queue for a "kick" event that
+ * runs on the next loop iteration, and a cancelled call's curl callbacks
+ * simply refuse further data. With a limit (bt_http_client_limit) the
+ * kick starts calls in order only while fewer than the limit are in
+ * flight, so libcurl never holds more handles than connections; the
+ * work per call stays constant however many wait.
  */
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -33,9 +37,13 @@ struct header {
 	char *value;
 };
 
+enum queue { Q_NONE, Q_START, Q_REAP };
+
 struct bt_http_call {
 	struct bt_http_client *client;
 	struct bt_http_call *prev, *next;
+	struct bt_http_call *qprev, *qnext;     /* in the client's start or reap queue */
+	enum queue queue;
 	CURL *easy;
 	struct curl_slist *headers;
 	char errbuf[CURL_ERROR_SIZE];
@@ -74,6 +82,9 @@ struct bt_http_client {
 	struct event *timer;
 	struct event *kick;
 	struct bt_http_call *calls;
+	struct { struct bt_http_call *head, *tail; } q[3];     /* indexed by enum queue */
+	long limit;                     /* calls in flight at most; 0: no limit */
+	long inflight;                  /* calls in the multi handle */
 	struct sock *socks;
 };
 
@@ -92,19 +103,58 @@ static void headers_clear(struct bt_http_call *call)
 	call->nhdrs = 0;
 }
 
+static void dequeue(struct bt_http_call *call)
+{
+	struct bt_http_client *c = call->client;
+
+	if (call->queue == Q_NONE)
+		return;
+	if (call->qprev != NULL)
+		call->qprev->qnext = call->qnext;
+	else
+		c->q[call->queue].head = call->qnext;
+	if (call->qnext != NULL)
+		call->qnext->qprev = call->qprev;
+	else
+		c->q[call->queue].tail = call->qprev;
+	call->qprev = call->qnext = NULL;
+	call->queue = Q_NONE;
+}
+
+/* to the end of queue q for the next kick */
+static void enqueue(struct bt_http_call *call, enum queue q)
+{
+	struct bt_http_client *c = call->client;
+
+	dequeue(call);
+	call->queue = q;
+	call->qprev = c->q[q].tail;
+	if (c->q[q].tail != NULL)
+		c->q[q].tail->qnext = call;
+	else
+		c->q[q].head = call;
+	c->q[q].tail = call;
+	event_active(c->kick, 0, 0);
+}
+
 /* unlink and free a call; it must not be inside a curl callback */
 static void call_destroy(struct bt_http_call *call)
 {
 	struct bt_http_client *c = call->client;
 
+	dequeue(call);
 	if (call->prev != NULL)
 		call->prev->next = call->next;
 	else
 		c->calls = call->next;
 	if (call->next != NULL)
 		call->next->prev = call->prev;
-	if (call->added)
+	if (call->added) {
 		curl_multi_remove_handle(c->multi, call->easy);
+		c->inflight--;
+		if (c->q[Q_START].head != NULL)
+			event_active(c->kick, 0, 0);
+	}
 	curl_easy_cleanup(call->easy);
 	curl_slist_free_all(call->headers);
 	headers_clear(call);
@@ -336,29 +386,25 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bt_http_client *c = arg;
-	struct bt_http_call *call, *next;
+	struct bt_http_call *call;
 	CURLMcode rc;
 
-	for (call = c->calls; call != NULL; call = next) {
-		next = call->next;
-		if (call->dead) {
-			call_destroy(call);
-			continue;
-		}
-		if (call->added || call->done)
-			continue;
+	while ((call = c->q[Q_REAP].head) != NULL)
+		call_destroy(call);
+	while ((call = c->q[Q_START].head) != NULL && (c->limit == 0 || c->inflight < c->limit)) {
+		dequeue(call);
 		if (call->setup_error == NULL) {
 			rc = curl_multi_add_handle(c->multi, call->easy);
 			if (rc == CURLM_OK) {
 				call->added = true;
+				c->inflight++;
 				continue;
 			}
 			call->setup_error = xasprintf("unable to start request: %s",
 			    curl_multi_strerror(rc));
 		}
+		/* on_done may cancel or start calls: they join the queues */
 		call_finish(call, CURLE_FAILED_INIT);
-		/* on_done may have cancelled or freed what follows; start over */
-		next = c->calls;
 	}
 }
 
@@ -388,7 +434,8 @@ struct bt_http_client *bt_http_client_new(struct event_base *base)
 
 void bt_http_client_limit(struct bt_http_client *c, long max)
 {
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+	c->limit = max > 0 ? max : 0;
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->limit);
 }
 
 void bt_http_client_free(struct bt_http_client *c)
@@ -479,7 +526,7 @@ struct bt_http_call *bt_http_request(struct bt_http_client *c, const struct bt_h
 	log_debug("http client: %s %s%s%s", o->method != NULL ? o->method : "GET",
 	    o->url != NULL ? o->url : "(none)", o->unix_socket != NULL ? " via " : "",
 	    o->unix_socket != NULL ? o->unix_socket : "");
-	event_active(c->kick, 0, 0);
+	enqueue(call, Q_START);
 	return call;
 }
 
@@ -488,7 +535,7 @@ void bt_http_call_cancel(struct bt_http_call *call)
 	if (call == NULL || call->dead || call->done)
 		return;
 	call->dead = true;
-	event_active(call->client->kick, 0, 0);
+	enqueue(call, Q_REAP);
 }
 
 int bt_http_call_status(const struct bt_http_call *call)

@@ -49,9 +49,10 @@ struct bt_http_client *bt_http_client_new(struct event_base *base);
 /* cancels every call still running (no callbacks) */
 void bt_http_client_free(struct bt_http_client *c);
 /*
- * At most max connections to one host at once (0: no limit, the default);
- * further requests wait for a connection to come free and reuse it instead
- * of opening a new one each. A long-lived stream holds one of them.
+ * At most max calls in flight at once, and as many connections to one
+ * host (0: no limit, the default); further requests wait in order for a
+ * call to end and reuse its connection instead of opening a new one each.
+ * A long-lived stream holds one of them.
  */
 void bt_http_client_limit(struct bt_http_client *c, long max);
 

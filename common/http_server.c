@@ -30,11 +30,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/listener.h>
 
 #include "http_server.h"
 #include <event2/http_struct.h>         /* after http.h, which it needs */
 #include "json.h"
 #include "log.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #define MAX_BODY_SIZE           (64 << 20)
@@ -57,7 +59,13 @@ struct bt_http_server {
 	size_t nroutes;
 	bt_http_handler_cb fallback;
 	void *fallback_arg;
+	struct event *accept_pause;     /* re-enables accepting after running out of descriptors */
+	double emfile_logged;           /* monotonic time of the last such warning */
+	struct bt_http_server *next;    /* in `servers` */
 };
+
+/* every server of the process: a listener's error callback finds its own here */
+static struct bt_http_server *servers;
 
 struct bt_http_stream {
 	struct evhttp_request *req;
@@ -258,6 +266,39 @@ out:
 	free(path);
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bt_http_server *s = arg;
+
+	evconnlistener_enable(evhttp_bound_socket_get_listener(s->bound));
+}
+
+/*
+ * accept() failed. Out of descriptors the pending connection stays
+ * queued and the listener would fire again at once: pause accepting for
+ * a moment instead of spinning, and warn at most every ten seconds.
+ */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct bt_http_server *s;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = { 0, 100000 };
+	double now = bt_monotonic();
+
+	for (s = servers; s != NULL && evhttp_bound_socket_get_listener(s->bound) != l; s = s->next)
+		;
+	if (s == NULL)
+		return;
+	if (now - s->emfile_logged >= 10 || s->emfile_logged == 0) {
+		log_warn("http: unable to accept a connection: %s", evutil_socket_error_to_string(err));
+		s->emfile_logged = now;
+	}
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return;
+	evconnlistener_disable(l);
+	evtimer_add(s->accept_pause, &pause);
+}
+
 struct bt_http_server *bt_http_server_new(struct event_base *base, const char *ip, int port,
     char **cause)
 {
@@ -280,6 +321,10 @@ struct bt_http_server *bt_http_server_new(struct event_base *base, const char *i
 		    errno != 0 ? strerror(errno) : "bind failed");
 		goto fail;
 	}
+	s->accept_pause = evtimer_new(base, accept_resume_cb, s);
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), accept_error_cb);
+	s->next = servers;
+	servers = s;
 	log_debug("http: listening on %s:%d", ip, bt_http_server_port(s));
 	return s;
 fail:
@@ -289,6 +334,7 @@ fail:
 
 void bt_http_server_free(struct bt_http_server *s)
 {
+	struct bt_http_server **pp;
 	size_t i;
 
 	if (s == NULL)
@@ -296,6 +342,13 @@ void bt_http_server_free(struct bt_http_server *s)
 	/* frees every connection; open streams hear of it through their close callback */
 	if (s->http != NULL)
 		evhttp_free(s->http);
+	if (s->accept_pause != NULL)
+		event_free(s->accept_pause);
+	for (pp = &servers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
 	for (i = 0; i < s->nroutes; i++)
 		free(s->routes[i].path);
 	free(s->routes);

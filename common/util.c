@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -99,7 +100,8 @@ static int fsync_dir_of(const char *path)
 	return 0;
 }
 
-int bt_write_file_atomic(const char *path, const void *data, size_t len, char **cause)
+static int write_file(const char *path, const void *data, size_t len, bool durable,
+    char **cause)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	const char *p = data;
@@ -121,7 +123,7 @@ int bt_write_file_atomic(const char *path, const void *data, size_t len, char **
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) != 0) {
+	if (durable && fsync(fd) != 0) {
 		*cause = xasprintf("unable to sync '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
@@ -131,7 +133,8 @@ int bt_write_file_atomic(const char *path, const void *data, size_t len, char **
 		*cause = xasprintf("unable to rename '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	fsync_dir_of(path);
+	if (durable)
+		fsync_dir_of(path);
 	rc = 0;
 out:
 	if (fd >= 0)
@@ -140,6 +143,16 @@ out:
 		unlink(tmp);
 	free(tmp);
 	return rc;
+}
+
+int bt_write_file_atomic(const char *path, const void *data, size_t len, char **cause)
+{
+	return write_file(path, data, len, true, cause);
+}
+
+int bt_write_file_replace(const char *path, const void *data, size_t len, char **cause)
+{
+	return write_file(path, data, len, false, cause);
 }
 
 int bt_read_file(const char *path, char **data, size_t *len, char **cause)
@@ -201,4 +214,41 @@ int bt_mkdirs(const char *path, int mode, char **cause)
 	}
 	free(copy);
 	return rc;
+}
+
+static unsigned long nr_open(void)
+{
+	unsigned long n = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%lu", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}
+
+unsigned long bt_raise_nofile(unsigned long want)
+{
+	struct rlimit rl;
+	unsigned long ceiling;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		struct rlimit up = rl;
+
+		ceiling = nr_open();
+		up.rlim_max = ceiling != 0 && ceiling < want ? ceiling : want;
+		up.rlim_cur = up.rlim_max;
+		if (up.rlim_max > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return up.rlim_cur;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? (unsigned long)-1 : rl.rlim_cur;
 }

@@ -23,9 +23,22 @@ bool bt_str_has_suffix(const char *s, const char *suffix);
 
 /* write a whole file atomically: temporary file, fsync, rename, fsync dir */
 int bt_write_file_atomic(const char *path, const void *data, size_t len, char **cause);
+/*
+ * The same without the fsyncs: readers see the old or the new content,
+ * never a mix, and the file survives the writer's death, but not always
+ * the machine's (for records that mean nothing after a reboot).
+ */
+int bt_write_file_replace(const char *path, const void *data, size_t len, char **cause);
 /* read a whole file (NUL-terminated); caller frees; -1 with cause */
 int bt_read_file(const char *path, char **data, size_t *len, char **cause);
 /* mkdir -p */
 int bt_mkdirs(const char *path, int mode, char **cause);
+
+/*
+ * Allow at least `want` open descriptors: the soft limit goes up to the
+ * hard one, and a privileged process raises the hard one too (up to
+ * fs.nr_open). Returns the soft limit now in force.
+ */
+unsigned long bt_raise_nofile(unsigned long want);
 
 #endif

@@ -37,13 +37,13 @@ static struct master_agent *agent_new(struct master *m, const char *id)
 	bt_attributes_init(&a->attributes);
 	TAILQ_INIT(&a->tasks);
 	TAILQ_INIT(&a->offers);
-	master_map_put(&m->agents, id, a);
+	bt_map_put(&m->agents, id, a);
 	return a;
 }
 
 struct master_agent *master_agent_find(struct master *m, const char *id)
 {
-	return master_map_get(&m->agents, id);
+	return bt_map_get(&m->agents, id);
 }
 
 /* take hostname, port, resources and attributes from info; -1 with *cause */
@@ -258,7 +258,7 @@ static void stream_closed_cb(struct bt_http_stream *st, void *arg)
 void master_agents_reregister_timeout(struct master *m)
 {
 	size_t n;
-	void **v = master_map_values(&m->agents, &n);
+	void **v = bt_map_values(&m->agents, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct master_agent *a = v[i];
@@ -282,10 +282,10 @@ static char *task_key(const char *framework_id, const char *task_id)
 static void agent_take_report(struct master_agent *a, const Butte__AgentCall__Subscribe *sub)
 {
 	struct master *m = a->m;
-	struct master_map seen;
+	struct bt_map seen;
 	struct master_task *t, *next;
 
-	master_map_init(&seen);
+	bt_map_init(&seen);
 	for (size_t i = 0; i < sub->n_frameworks; i++) {
 		Mesos__V1__FrameworkInfo *fi = sub->frameworks[i];
 		if (fi->id == NULL || fi->id->value == NULL)
@@ -304,12 +304,12 @@ static void agent_take_report(struct master_agent *a, const Butte__AgentCall__Su
 			continue;       /* shut down below */
 		master_task_reported(a, rt);
 		key = task_key(rt->framework_id->value, rt->task_id->value);
-		master_map_put(&seen, key, a);
+		bt_map_put(&seen, key, a);
 		free(key);
 	}
 	for (t = TAILQ_FIRST(&a->tasks); t != NULL; t = next) {
 		char *key = task_key(t->fw->id, t->id);
-		bool found = master_map_get(&seen, key) != NULL;
+		bool found = bt_map_get(&seen, key) != NULL;
 		next = TAILQ_NEXT(t, agent_entry);
 		free(key);
 		if (found || bt_task_state_terminal(t->state))
@@ -319,7 +319,7 @@ static void agent_take_report(struct master_agent *a, const Butte__AgentCall__Su
 		    MESOS__V1__TASK_STATUS__REASON__REASON_RECONCILIATION,
 		    "Task is unknown to the re-subscribed agent");
 	}
-	master_map_release(&seen);
+	bt_map_release(&seen);
 }
 
 /* give the allocator back what the agent's tasks hold (before the agent is re-added) */
@@ -403,7 +403,7 @@ static struct master_agent *agent_admit(struct master *m, struct evhttp_request 
 		bt_http_error(req, 400, "%s", cause);
 		free(cause);
 		if (*fresh)
-			master_agent_free(master_map_remove(&m->agents, a->id));
+			master_agent_free(bt_map_remove(&m->agents, a->id));
 		return NULL;
 	}
 	return a;

@@ -36,7 +36,7 @@ bool master_framework_partition_aware(const Mesos__V1__FrameworkInfo *info)
 
 struct master_framework *master_framework_find(struct master *m, const char *id)
 {
-	return master_map_get(&m->frameworks, id);
+	return bt_map_get(&m->frameworks, id);
 }
 
 struct master_framework *master_framework_find_completed(struct master *m, const char *id)
@@ -66,10 +66,10 @@ struct master_framework *master_framework_new(struct master *m, const Mesos__V1_
 	set_info(fw, info);
 	fw->state = state;
 	fw->alloc = allocator_add_framework(m->allocator, fw->id, fw);
-	master_map_init(&fw->tasks);
+	bt_map_init(&fw->tasks);
 	TAILQ_INIT(&fw->completed);
 	TAILQ_INIT(&fw->offers);
-	master_map_put(&m->frameworks, fw->id, fw);
+	bt_map_put(&m->frameworks, fw->id, fw);
 	return fw;
 }
 
@@ -243,15 +243,15 @@ static void push_completed(struct master *m, struct master_framework *fw)
 /* kill every task: SHUTDOWN_FRAMEWORK to each agent that runs one, then complete them */
 static void kill_tasks(struct master_framework *fw)
 {
-	struct master_map agents;
+	struct bt_map agents;
 	size_t n;
-	void **v = master_map_values(&fw->tasks, &n);
+	void **v = bt_map_values(&fw->tasks, &n);
 
-	master_map_init(&agents);
+	bt_map_init(&agents);
 	for (size_t i = 0; i < n; i++) {
 		struct master_task *t = v[i];
-		if (t->agent != NULL && master_map_get(&agents, t->agent->id) == NULL) {
-			master_map_put(&agents, t->agent->id, t->agent);
+		if (t->agent != NULL && bt_map_get(&agents, t->agent->id) == NULL) {
+			bt_map_put(&agents, t->agent->id, t->agent);
 			master_agent_send_shutdown(t->agent, fw->id);
 		}
 	}
@@ -264,7 +264,7 @@ static void kill_tasks(struct master_framework *fw)
 			    MESOS__V1__TASK_STATUS__REASON__REASON_FRAMEWORK_REMOVED,
 			    "Framework removed");
 	}
-	master_map_release(&agents);
+	bt_map_release(&agents);
 	free(v);
 }
 
@@ -292,7 +292,7 @@ void master_framework_remove(struct master_framework *fw, const char *why)
 	allocator_remove_framework(m->allocator, fw->alloc);
 	fw->alloc = -1;
 	fw->unregistered_time = bt_now();
-	master_map_remove(&m->frameworks, fw->id);
+	bt_map_remove(&m->frameworks, fw->id);
 	master_registry_remove_framework(m, fw->id);
 	push_completed(m, fw);
 	master_allocate_soon(m);
@@ -302,7 +302,7 @@ void master_framework_free(struct master_framework *fw)
 {
 	struct master_task *t;
 	size_t n;
-	void **v = master_map_values(&fw->tasks, &n);
+	void **v = bt_map_values(&fw->tasks, &n);
 
 	for (size_t i = 0; i < n; i++)
 		master_task_free(v[i]);
@@ -311,7 +311,7 @@ void master_framework_free(struct master_framework *fw)
 		TAILQ_REMOVE(&fw->completed, t, completed_entry);
 		master_task_free(t);
 	}
-	master_map_release(&fw->tasks);
+	bt_map_release(&fw->tasks);
 	free(fw->pending);
 	if (fw->stream != NULL)
 		bt_http_stream_close(fw->stream);

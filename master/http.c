@@ -121,7 +121,7 @@ static void framework_tasks_json(const struct master_framework *fw, json_t *j,
 	json_t *tasks = json_array(), *unreachable = json_array(), *completed = json_array();
 	struct master_task *t;
 	size_t n;
-	void **v = master_map_values(&fw->tasks, &n);
+	void **v = bt_map_values(&fw->tasks, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		t = v[i];
@@ -193,7 +193,7 @@ static void add_agents(struct master *m, json_t *j)
 {
 	json_t *slaves = json_array(), *recovered = json_array();
 	size_t n, active = 0, inactive = 0, unreachable = 0;
-	void **v = master_map_values(&m->agents, &n);
+	void **v = bt_map_values(&m->agents, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct master_agent *a = v[i];
@@ -225,7 +225,7 @@ static void add_frameworks(struct master *m, json_t *j)
 {
 	json_t *fws = json_array(), *completed = json_array();
 	size_t n;
-	void **v = master_map_values(&m->frameworks, &n);
+	void **v = bt_map_values(&m->frameworks, &n);
 
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(fws, framework_json(v[i]));
@@ -293,7 +293,7 @@ static void tasks_cb(struct evhttp_request *req, const char *path, const struct 
 	long limit = 100, offset = 0;
 	json_t *all = json_array(), *out = json_array(), *j = json_object();
 	size_t n, total;
-	void **v = master_map_values(&m->frameworks, &n);
+	void **v = bt_map_values(&m->frameworks, &n);
 
 	if ((s = bt_http_query(query, "limit")) != NULL)
 		limit = strtol(s, NULL, 10);

@@ -148,28 +148,16 @@ static void resolve_identity(struct master *m)
 	m->pid = xasprintf("master@%s:%d", m->advertise_ip, m->flags.port);
 }
 
-/* every agent and framework holds a stream: allow as many descriptors as the hard limit */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			log_warn("unable to raise the descriptor limit to %llu",
-			    (unsigned long long)rl.rlim_max);
-	}
-}
-
 static int setup(struct master *m, char **cause)
 {
-	raise_nofile();
+	/* every agent and framework holds a stream or two */
+	bt_raise_nofile(1UL << 18);
 	m->start_time = bt_now();
 	m->id = bt_uuid_new();
 	m->flag_table = master_flag_table;
-	master_map_init(&m->agents);
-	master_map_init(&m->frameworks);
-	master_map_init(&m->offers);
+	bt_map_init(&m->agents);
+	bt_map_init(&m->frameworks);
+	bt_map_init(&m->offers);
 	resolve_identity(m);
 	m->base = event_base_new();
 	if (m->base == NULL) {
@@ -216,24 +204,24 @@ static void teardown(struct master *m)
 	void **v;
 	size_t n;
 
-	v = master_map_values(&m->offers, &n);
+	v = bt_map_values(&m->offers, &n);
 	for (size_t i = 0; i < n; i++)
 		master_offer_remove(v[i], false, 0);
 	free(v);
-	v = master_map_values(&m->frameworks, &n);
+	v = bt_map_values(&m->frameworks, &n);
 	for (size_t i = 0; i < n; i++)
 		master_framework_free(v[i]);
 	free(v);
 	for (size_t i = 0; i < m->ncompleted_frameworks; i++)
 		master_framework_free(m->completed_frameworks[i]);
 	free(m->completed_frameworks);
-	v = master_map_values(&m->agents, &n);
+	v = bt_map_values(&m->agents, &n);
 	for (size_t i = 0; i < n; i++)
 		master_agent_free(v[i]);
 	free(v);
-	master_map_release(&m->offers);
-	master_map_release(&m->frameworks);
-	master_map_release(&m->agents);
+	bt_map_release(&m->offers);
+	bt_map_release(&m->frameworks);
+	bt_map_release(&m->agents);
 	free_event(&m->alloc_soon);
 	free_event(&m->alloc_timer);
 	free_event(&m->reregister_ev);

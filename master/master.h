@@ -27,6 +27,7 @@
 #include "butte.pb-c.h"
 #include "mesos.pb-c.h"
 #include "resources.h"
+#include "map.h"
 #include "mesos_util.h"
 #include "scheduler.pb-c.h"
 
@@ -42,29 +43,6 @@ struct bt_http_stream;
 struct bt_store;
 struct bt_flag;
 struct master;
-
-/* map.c -- string-keyed hash table of pointers */
-struct master_map_entry {
-	char *key;
-	void *value;
-	struct master_map_entry *next;
-};
-
-struct master_map {
-	struct master_map_entry **buckets;
-	size_t nbuckets, n;
-};
-
-void master_map_init(struct master_map *m);
-/* frees the keys and entries, not the values */
-void master_map_release(struct master_map *m);
-void *master_map_get(const struct master_map *m, const char *key);
-/* insert or replace */
-void master_map_put(struct master_map *m, const char *key, void *value);
-/* the removed value, or NULL */
-void *master_map_remove(struct master_map *m, const char *key);
-/* a heap array of the values (unspecified order); caller frees the array */
-void **master_map_values(const struct master_map *m, size_t *n);
 
 /* allocator.c -- DRF allocation of agents' free resources to frameworks */
 struct allocator;
@@ -165,7 +143,7 @@ struct master_framework {
 	struct event *failover_ev;
 	struct event *disconnect_ev;    /* deferred work after the stream closed */
 	double registered_time, reregistered_time, unregistered_time;
-	struct master_map tasks;        /* task id -> active or unreachable task */
+	struct bt_map tasks;        /* task id -> active or unreachable task */
 	struct master_task_list completed;
 	size_t ncompleted;
 	struct master_offer_list offers;
@@ -240,9 +218,9 @@ struct master {
 	char *pid;                      /* "master@ip:port" */
 	double start_time;
 	uint64_t next_framework, next_agent, next_offer;
-	struct master_map agents;       /* id -> agent (all states) */
-	struct master_map frameworks;   /* id -> framework (not removed) */
-	struct master_map offers;       /* id -> offer */
+	struct bt_map agents;       /* id -> agent (all states) */
+	struct bt_map frameworks;   /* id -> framework (not removed) */
+	struct bt_map offers;       /* id -> offer */
 	struct master_framework **completed_frameworks;
 	size_t ncompleted_frameworks;
 	struct allocator *allocator;

@@ -22,7 +22,7 @@ static void agent_metrics(struct master *m, json_t *j, struct bt_resources *tota
     struct bt_resources *used)
 {
 	size_t n, connected = 0, disconnected = 0, unreachable = 0;
-	void **v = master_map_values(&m->agents, &n);
+	void **v = bt_map_values(&m->agents, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct master_agent *a = v[i];
@@ -53,12 +53,12 @@ static void framework_metrics(struct master *m, json_t *j)
 {
 	size_t n, connected = 0, other = 0;
 	size_t live[16] = { 0 };
-	void **v = master_map_values(&m->frameworks, &n);
+	void **v = bt_map_values(&m->frameworks, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct master_framework *fw = v[i];
 		size_t nt;
-		void **tv = master_map_values(&fw->tasks, &nt);
+		void **tv = bt_map_values(&fw->tasks, &nt);
 		if (fw->state == FRAMEWORK_CONNECTED)
 			connected++;
 		else

@@ -44,7 +44,7 @@ void master_offer_cb(void *agent, void *framework, const struct bt_resources *re
 	o->agent = a;
 	bt_resources_copy(&o->resources, res);
 	o->created = bt_now();
-	master_map_put(&m->offers, o->id, o);
+	bt_map_put(&m->offers, o->id, o);
 	TAILQ_INSERT_TAIL(&fw->offers, o, fw_entry);
 	TAILQ_INSERT_TAIL(&a->offers, o, agent_entry);
 	if (m->flags.offer_timeout > 0) {
@@ -132,7 +132,7 @@ static void send_offers(struct master_framework *fw)
 void master_offers_flush(struct master *m)
 {
 	size_t n;
-	void **v = master_map_values(&m->frameworks, &n);
+	void **v = bt_map_values(&m->frameworks, &n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct master_framework *fw = v[i];
@@ -144,7 +144,7 @@ void master_offers_flush(struct master *m)
 
 struct master_offer *master_offer_find(struct master *m, const char *id)
 {
-	return master_map_get(&m->offers, id);
+	return bt_map_get(&m->offers, id);
 }
 
 /* unlink and free an offer without touching the allocator */
@@ -152,7 +152,7 @@ static void offer_discard(struct master_offer *o)
 {
 	struct master *m = o->fw->m;
 
-	master_map_remove(&m->offers, o->id);
+	bt_map_remove(&m->offers, o->id);
 	TAILQ_REMOVE(&o->fw->offers, o, fw_entry);
 	TAILQ_REMOVE(&o->agent->offers, o, agent_entry);
 	for (size_t i = 0; i < o->fw->npending; i++) {
@@ -303,7 +303,7 @@ static char *id_problem(const char *id)
 /* NULL when the task may run on remaining; the reason otherwise (caller frees) */
 static char *validate_task(struct master_framework *fw, struct master_agent *a,
     const Mesos__V1__TaskInfo *ti, const struct bt_resources *remaining,
-    struct master_map *seen, struct bt_resources *res)
+    struct bt_map *seen, struct bt_resources *res)
 {
 	char *cause = NULL, *need, *have, *why;
 
@@ -311,8 +311,8 @@ static char *validate_task(struct master_framework *fw, struct master_agent *a,
 		return xstrdup("Task has no ID");
 	if ((why = id_problem(ti->task_id->value)) != NULL)
 		return why;
-	if (master_map_get(&fw->tasks, ti->task_id->value) != NULL ||
-	    master_map_get(seen, ti->task_id->value) != NULL)
+	if (bt_map_get(&fw->tasks, ti->task_id->value) != NULL ||
+	    bt_map_get(seen, ti->task_id->value) != NULL)
 		return xasprintf("Task has duplicate ID: %s", ti->task_id->value);
 	if (ti->agent_id == NULL || strcmp(ti->agent_id->value, a->id) != 0)
 		return xasprintf("Task uses invalid agent: %s",
@@ -361,7 +361,7 @@ static void send_launch(struct master_framework *fw, struct master_agent *a,
 /* validate and launch the tasks of one LAUNCH operation; appends to *launched */
 static void launch_tasks(struct master_framework *fw, struct master_agent *a,
     const Mesos__V1__Offer__Operation__Launch *l, struct bt_resources *remaining,
-    struct master_map *seen, Mesos__V1__TaskInfo **launched, size_t *nlaunched)
+    struct bt_map *seen, Mesos__V1__TaskInfo **launched, size_t *nlaunched)
 {
 	for (size_t k = 0; k < l->n_task_infos; k++) {
 		Mesos__V1__TaskInfo *ti = l->task_infos[k];
@@ -379,7 +379,7 @@ static void launch_tasks(struct master_framework *fw, struct master_agent *a,
 			continue;
 		}
 		bt_resources_subtract(remaining, &res);
-		master_map_put(seen, ti->task_id->value, ti);
+		bt_map_put(seen, ti->task_id->value, ti);
 		master_task_new(fw, a, ti, &res);
 		launched[(*nlaunched)++] = ti;
 		log_info("launching task '%s' of framework '%s' on agent '%s'", ti->task_id->value,
@@ -404,7 +404,7 @@ void master_accept(struct master_framework *fw, const Mesos__V1__Scheduler__Call
 	struct master *m = fw->m;
 	double refuse = master_refuse_seconds(acc->filters);
 	struct bt_resources remaining;
-	struct master_map seen;
+	struct bt_map seen;
 	struct master_agent *a;
 	struct master_offer **offers;
 	Mesos__V1__TaskInfo **launched;
@@ -426,7 +426,7 @@ void master_accept(struct master_framework *fw, const Mesos__V1__Scheduler__Call
 		bt_resources_add(&remaining, &offers[i]->resources);
 		offer_discard(offers[i]);
 	}
-	master_map_init(&seen);
+	bt_map_init(&seen);
 	launched = xcalloc(count_tasks(acc) + 1, sizeof *launched);
 	for (size_t i = 0; i < acc->n_operations; i++) {
 		Mesos__V1__Offer__Operation *op = acc->operations[i];
@@ -449,7 +449,7 @@ void master_accept(struct master_framework *fw, const Mesos__V1__Scheduler__Call
 		allocator_recover(m->allocator, a->alloc, fw->alloc, &remaining, refuse,
 		    bt_monotonic());
 	bt_resources_release(&remaining);
-	master_map_release(&seen);
+	bt_map_release(&seen);
 	free(launched);
 	free(offers);
 }

@@ -73,7 +73,7 @@ static struct master_task *task_alloc(struct master_framework *fw, struct master
 	t->state = MESOS__V1__TASK_STATE__TASK_STAGING;
 	bt_resources_init(&t->resources);
 	t->extra = json_object();
-	master_map_put(&fw->tasks, id, t);
+	bt_map_put(&fw->tasks, id, t);
 	TAILQ_INSERT_TAIL(&a->tasks, t, agent_entry);
 	return t;
 }
@@ -138,7 +138,7 @@ void master_task_reported(struct master_agent *a, const Mesos__V1__Task *rt)
 		fi.id = rt->framework_id;
 		fw = master_framework_new(m, &fi, FRAMEWORK_RECOVERED);
 	}
-	t = master_map_get(&fw->tasks, rt->task_id->value);
+	t = bt_map_get(&fw->tasks, rt->task_id->value);
 	if (t != NULL && t->agent != a) {
 		log_warn("task '%s' of framework '%s' reported by agent '%s' but known on '%s'",
 		    t->id, fw->id, a->id, t->agent_id);
@@ -173,8 +173,8 @@ void master_task_complete(struct master_task *t)
 	if (t->completed)
 		return;
 	release(t);
-	if (master_map_get(&fw->tasks, t->id) == t)
-		master_map_remove(&fw->tasks, t->id);
+	if (bt_map_get(&fw->tasks, t->id) == t)
+		bt_map_remove(&fw->tasks, t->id);
 	if (t->agent != NULL)
 		TAILQ_REMOVE(&t->agent->tasks, t, agent_entry);
 	t->agent = NULL;
@@ -259,7 +259,7 @@ void master_task_status_update(struct master_agent *a, const char *framework_id,
 	}
 	log_debug("update %s for task '%s' of framework '%s' from agent '%s'",
 	    bt_task_state_name(status->state), status->task_id->value, fw->id, a->id);
-	t = master_map_get(&fw->tasks, status->task_id->value);
+	t = bt_map_get(&fw->tasks, status->task_id->value);
 	if (t != NULL) {
 		record_status(t, status);
 		t->unreachable = false;
@@ -280,7 +280,7 @@ void master_task_acknowledge(struct master_framework *fw, const char *agent_id,
     const char *task_id, const uint8_t *uuid, size_t len)
 {
 	struct master_agent *a = master_agent_find(fw->m, agent_id);
-	struct master_task *t = master_map_get(&fw->tasks, task_id);
+	struct master_task *t = bt_map_get(&fw->tasks, task_id);
 
 	if (a != NULL && a->stream != NULL)
 		master_agent_send_ack(a, fw->id, task_id, uuid, len);
@@ -301,7 +301,7 @@ void master_task_acknowledge(struct master_framework *fw, const char *agent_id,
 void master_task_kill(struct master_framework *fw, const char *task_id, const char *agent_id,
     Mesos__V1__KillPolicy *policy)
 {
-	struct master_task *t = master_map_get(&fw->tasks, task_id);
+	struct master_task *t = bt_map_get(&fw->tasks, task_id);
 
 	if (t == NULL) {
 		Mesos__V1__Scheduler__Call__Reconcile r = MESOS__V1__SCHEDULER__CALL__RECONCILE__INIT;
@@ -375,7 +375,7 @@ static void reconcile_known(struct master_framework *fw, struct master_task *t)
 static bool any_recovered(struct master *m)
 {
 	size_t n;
-	void **v = master_map_values(&m->agents, &n);
+	void **v = bt_map_values(&m->agents, &n);
 	bool found = false;
 
 	for (size_t i = 0; i < n && !found; i++)
@@ -419,7 +419,7 @@ void master_reconcile(struct master_framework *fw, const Mesos__V1__Scheduler__C
 
 	if (r == NULL || r->n_tasks == 0) {
 		size_t n;
-		void **v = master_map_values(&fw->tasks, &n);
+		void **v = bt_map_values(&fw->tasks, &n);
 		for (size_t i = 0; i < n; i++)
 			reconcile_known(fw, v[i]);
 		free(v);
@@ -431,7 +431,7 @@ void master_reconcile(struct master_framework *fw, const Mesos__V1__Scheduler__C
 		struct master_task *t;
 		if (rt->task_id == NULL || rt->task_id->value == NULL)
 			continue;
-		t = master_map_get(&fw->tasks, rt->task_id->value);
+		t = bt_map_get(&fw->tasks, rt->task_id->value);
 		if (t != NULL)
 			reconcile_known(fw, t);
 		else

@@ -114,12 +114,14 @@ struct relay_deployment *relay_deployment_new(struct relay *r, const char *app_i
     enum relay_action action, const char *version)
 {
 	struct relay_deployment *d, *next;
+	bool fresh = action == RELAY_START;
 
 	for (d = TAILQ_FIRST(&r->deployments); d != NULL; d = next) {
 		next = TAILQ_NEXT(d, entry);
 		if (strcmp(d->app_id, app_id) == 0) {
 			if (d->with_start && action != RELAY_STOP)
 				action = RELAY_START;
+			relay_event_deployment_failed(r, d, "replaced by a newer deployment");
 			TAILQ_REMOVE(&r->deployments, d, entry);
 			free(d->id);
 			free(d->version);
@@ -134,6 +136,7 @@ struct relay_deployment *relay_deployment_new(struct relay *r, const char *app_i
 	d->with_start = action == RELAY_START;
 	d->action = action == RELAY_START ? RELAY_SCALE : action;
 	TAILQ_INSERT_TAIL(&r->deployments, d, entry);
+	relay_event_deployment_new(r, d, fresh);
 	return d;
 }
 
@@ -143,9 +146,7 @@ static bool deployment_done(struct relay *r, const struct relay_deployment *d)
 	struct relay_task *t;
 	int running = 0;
 
-	TAILQ_FOREACH(t, &r->tasks, entry) {
-		if (strcmp(t->app_id, d->app_id) != 0)
-			continue;
+	RELAY_APP_TASKS_FOREACH(t, r, d->app_id) {
 		if (app == NULL || t->goal == RELAY_GOAL_STOPPED ||
 		    strcmp(t->config_version ? t->config_version : "", app->config_version) != 0)
 			return false;
@@ -164,6 +165,7 @@ void relay_deployments_check(struct relay *r)
 		if (!deployment_done(r, d))
 			continue;
 		log_info("deployment '%s' of app '%s' finished", d->id, d->app_id);
+		relay_event_deployment_done(r, d);
 		TAILQ_REMOVE(&r->deployments, d, entry);
 		free(d->id);
 		free(d->version);
@@ -229,6 +231,7 @@ static void create_app(struct relay *r, struct evhttp_request *req)
 	log_info("app '%s' created (%d instances)", app->id, app->instances);
 	d = relay_deployment_new(r, app->id, RELAY_START, version);
 	relay_api_app_changed(r, app, true);
+	relay_event_api_post(r, req, app->def);
 	location = xasprintf("/v2/apps%s", app->id);
 	bt_http_add_header(req, "Location", location);
 	bt_http_add_header(req, "Marathon-Deployment-Id", d->id);
@@ -304,6 +307,7 @@ static void update_app(struct relay *r, struct evhttp_request *req, const char *
 	log_info("app '%s' updated (%s, %d instances)", id, config ? "new config" : "scale",
 	    app->instances);
 	relay_api_app_changed(r, app, config);
+	relay_event_api_post(r, req, app->def);
 	relay_api_reply_dr(req, location ? 201 : 200, d, location);
 	free(location);
 	free(version);
@@ -324,9 +328,10 @@ static void delete_app(struct relay *r, struct evhttp_request *req, const char *
 	d = relay_deployment_new(r, id, RELAY_STOP, version);
 	relay_state_delete_app(r, id);
 	relay_app_remove(r, app);
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		if (strcmp(t->app_id, id) == 0 && t->goal == RELAY_GOAL_RUNNING)
+	RELAY_APP_TASKS_FOREACH(t, r, id)
+		if (t->goal == RELAY_GOAL_RUNNING)
 			relay_task_kill(r, t);
+	relay_event_app_terminated(r, id);
 	log_info("app '%s' deleted", id);
 	relay_converge(r);
 	relay_api_reply_dr(req, 200, d, NULL);
@@ -548,6 +553,7 @@ int relay_api_start(struct relay *r, char **cause)
 	bt_http_server_route(r->http, "/v2/leader", BT_ROUTE_EXACT, relay_api_leader_cb, r);
 	bt_http_server_route(r->http, "/ping", BT_ROUTE_EXACT, relay_api_ping_cb, r);
 	bt_http_server_route(r->http, "/metrics", BT_ROUTE_EXACT, relay_api_metrics_cb, r);
+	bt_http_server_route(r->http, "/v2/events", BT_ROUTE_EXACT, relay_events_cb, r);
 	bt_http_server_fallback(r->http, relay_api_fallback_cb, r);
 	return 0;
 }

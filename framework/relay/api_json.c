@@ -26,19 +26,13 @@ static json_t *iso(double t)
 static json_t *service_ports(struct relay *r, const char *app_id)
 {
 	struct relay_app *app = relay_app_find(r, app_id);
-	json_t *out = json_array(), *pd;
-	size_t i;
 
-	if (app == NULL)
-		return out;
-	json_array_foreach(json_object_get(app->def, "portDefinitions"), i, pd)
-		json_array_append(out, json_object_get(pd, "port"));
-	return out;
+	return app ? relay_container_service_ports(app->def) : json_array();
 }
 
 json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool with_service_ports)
 {
-	json_t *ports = json_array(), *j, *hc = json_array();
+	json_t *ports = json_array(), *j, *hc = relay_health_results(t);
 	const char *state = relay_task_state_name(t->state);
 	size_t i;
 
@@ -56,11 +50,6 @@ json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool with_s
 		json_object_set_new(j, "startedAt", iso(t->started_at));
 	if (with_service_ports)
 		json_object_set_new(j, "servicePorts", service_ports(r, t->app_id));
-	if (t->healthy_known)
-		json_array_append_new(hc, json_pack("{s:b, s:i, s:n, s:n, s:n, s:n, s:s}",
-		    "alive", t->healthy, "consecutiveFailures", t->healthy ? 0 : 1,
-		    "firstSuccess", "lastSuccess", "lastFailure", "lastFailureCause",
-		    "instanceId", t->instance_id));
 	return j;
 }
 
@@ -82,9 +71,8 @@ json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks,
 	json_object_set_new(j, "deployments", deps);
 	if (tasks) {
 		list = json_array();
-		TAILQ_FOREACH(t, &r->tasks, entry)
-			if (strcmp(t->app_id, app->id) == 0)
-				json_array_append_new(list, relay_json_task(r, t, true));
+		RELAY_APP_TASKS_FOREACH(t, r, app->id)
+			json_array_append_new(list, relay_json_task(r, t, true));
 		json_object_set_new(j, "tasks", list);
 	}
 	if (failure && app->last_failure != NULL)
@@ -169,14 +157,11 @@ json_t *relay_json_queue(struct relay *r)
 		double left = app->launch_not_before > now ? app->launch_not_before - now : 0;
 		if (want <= 0)
 			continue;
-		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:f, s:b}, s:o,"
-		    " s:{s:I, s:I, s:[], s:[]}}",
+		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:f, s:b}, s:o, s:o}",
 		    "app", relay_json_app(r, app, false, false), "count", want,
 		    "delay", "timeLeftSeconds", left, "overdue", left == 0,
 		    "since", iso(app->since),
-		    "processedOffersSummary", "processedOffersCount", (json_int_t)r->offers_seen,
-		    "unusedOffersCount", (json_int_t)r->offers_declined,
-		    "rejectSummaryLastOffers", "rejectSummaryLaunchAttempt"));
+		    "processedOffersSummary", relay_offer_stats_json(app)));
 	}
 	return json_pack("{s:o}", "queue", queue);
 }

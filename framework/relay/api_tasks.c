@@ -64,9 +64,8 @@ void relay_api_app_tasks(struct relay *r, struct evhttp_request *req, const char
 		return;
 	}
 	if (strcmp(method, "GET") == 0) {
-		TAILQ_FOREACH(t, &r->tasks, entry)
-			if (strcmp(t->app_id, id) == 0)
-				json_array_append_new(list, relay_json_task(r, t, true));
+		RELAY_APP_TASKS_FOREACH(t, r, id)
+			json_array_append_new(list, relay_json_task(r, t, true));
 		relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
 		return;
 	}
@@ -76,8 +75,8 @@ void relay_api_app_tasks(struct relay *r, struct evhttp_request *req, const char
 		json_decref(list);
 		return;
 	}
-	TAILQ_FOREACH(t, &r->tasks, entry) {
-		if (strcmp(t->app_id, id) != 0 || t->goal != RELAY_GOAL_RUNNING ||
+	RELAY_APP_TASKS_FOREACH(t, r, id) {
+		if (t->goal != RELAY_GOAL_RUNNING ||
 		    (host != NULL && strcmp(host, "*") != 0 && strcmp(host, t->host ? t->host : "")))
 			continue;
 		json_array_append_new(list, relay_json_task(r, t, false));
@@ -250,6 +249,7 @@ void relay_api_deployments_cb(struct evhttp_request *req, const char *path,
 	}
 	log_info("deployment '%s' cancelled", d->id);
 	TAILQ_REMOVE(&r->deployments, d, entry);
+	relay_event_deployment_failed(r, d, "cancelled");
 	if (bt_http_query_bool(q, "force", 0) == 1) {
 		bt_http_reply(req, 202, "application/json", NULL, 0);
 	} else {
@@ -273,7 +273,9 @@ void relay_api_queue_cb(struct evhttp_request *req, const char *path, const stru
 	struct relay_app *app;
 
 	if (strcmp(path, "/v2/queue") == 0 && strcmp(method, "GET") == 0) {
-		relay_api_reply(req, 200, relay_json_queue(r));
+		json_t *queue = relay_json_queue(r);
+		relay_queue_embed(r, queue, q);
+		relay_api_reply(req, 200, queue);
 		return;
 	}
 	if (!bt_str_has_suffix(path, "/delay") || strcmp(method, "DELETE") != 0 ||

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ID_PATTERN "^(([a-z0-9]|[a-z0-9][a-z0-9\\-]*[a-z0-9])\\.)*" \
     "([a-z0-9]|[a-z0-9][a-z0-9\\-]*[a-z0-9])|(\\.|\\.\\.)$"
@@ -336,48 +337,127 @@ static json_t *port_definitions(struct checker *c, const json_t *a, bool host_ne
 	return out;
 }
 
+static const char *const hc_protocols[] = { "HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP",
+	"MESOS_HTTPS", "MESOS_TCP", NULL };
+
+/* protocol names match case-insensitively, as Marathon's enum reader does */
+static const char *hc_protocol(struct checker *c, const json_t *hc, const char *p)
+{
+	json_t *v = get(c, hc, "protocol", T_STRING, p);
+	char *path;
+	int k;
+
+	if (v == NULL)
+		return json_object_get(hc, "command") != NULL ? "COMMAND" : "HTTP";
+	for (k = 0; hc_protocols[k] != NULL; k++)
+		if (strcasecmp(hc_protocols[k], json_string_value(v)) == 0)
+			return hc_protocols[k];
+	path = xasprintf("%s/protocol", p);
+	add_err(c->type_errs, path, "error.unknown.enum.literal");
+	free(path);
+	return "HTTP";
+}
+
+/* the port or portIndex of a check that targets a port */
+static void hc_port(struct checker *c, const json_t *hc, json_t *h, const char *p, size_t nports)
+{
+	json_t *port = get(c, hc, "port", T_INT, p), *idx = get(c, hc, "portIndex", T_INT, p);
+	char *path;
+	json_int_t n;
+
+	if (port != NULL && idx != NULL)
+		add_err(c->errs, p, "HealthCheck must specify either a port or a portIndex");
+	if (port != NULL) {
+		n = json_integer_value(port);
+		path = xasprintf("%s/port", p);
+		min_check(c, path, (double)n, 0);
+		if (n > 65535) {
+			char *msg = xasprintf("got %lld, expected 65535 or less", (long long)n);
+			add_err(c->errs, path, msg);
+			free(msg);
+		}
+		free(path);
+		json_object_set_new(h, "port", json_integer(n));
+		return;
+	}
+	n = idx != NULL ? json_integer_value(idx) : 0;
+	if (n < 0 || (size_t)n >= nports)
+		add_err(c->errs, p, "Health check port indices must address an element of the "
+		    "ports array or container port mappings.");
+	json_object_set_new(h, "portIndex", json_integer(n));
+}
+
+static json_t *health_check(struct checker *c, const json_t *hc, const char *p, size_t nports,
+    int *mesos_checks)
+{
+	static const char *const nums[] = { "gracePeriodSeconds", "intervalSeconds",
+		"timeoutSeconds", "maxConsecutiveFailures", "delaySeconds", NULL };
+	static const int defaults[] = { 300, 60, 20, 3, 15 };
+	const char *proto = hc_protocol(c, hc, p);
+	json_t *h = json_pack("{s:s}", "protocol", proto), *v, *cmd;
+	char *path;
+	int k;
+
+	for (k = 0; nums[k] != NULL; k++) {
+		v = get(c, hc, nums[k], T_INT, p);
+		path = xasprintf("%s/%s", p, nums[k]);
+		if (v != NULL)
+			min_check(c, path, (double)json_integer_value(v), 0);
+		free(path);
+		json_object_set_new(h, nums[k], v != NULL ? json_integer(json_integer_value(v)) :
+		    json_integer(defaults[k]));
+	}
+	if (strcmp(proto, "COMMAND") == 0) {
+		cmd = get(c, hc, "command", T_OBJECT, p);
+		path = xasprintf("%s/command", p);
+		v = cmd != NULL ? get(c, cmd, "value", T_STRING, path) : NULL;
+		free(path);
+		if (v == NULL)
+			add_err(c->errs, p, "A command is required when using the COMMAND protocol");
+		else
+			json_object_set_new(h, "command", json_pack("{s:O}", "value", v));
+		return h;
+	}
+	if (bt_str_has_prefix(proto, "MESOS_"))
+		(*mesos_checks)++;
+	hc_port(c, hc, h, p, nports);
+	if (strstr(proto, "HTTP") != NULL) {
+		v = get(c, hc, "path", T_STRING, p);
+		json_object_set_new(h, "path", json_string(v != NULL ? json_string_value(v) : "/"));
+	}
+	if (strcmp(proto, "HTTP") == 0 || strcmp(proto, "HTTPS") == 0) {
+		v = get(c, hc, "ignoreHttp1xx", T_BOOL, p);
+		json_object_set_new(h, "ignoreHttp1xx", json_boolean(v != NULL && json_is_true(v)));
+	}
+	if (bt_str_has_prefix(proto, "MESOS_")) {
+		v = get(c, hc, "ipProtocol", T_STRING, p);
+		json_object_set_new(h, "ipProtocol", json_string(v != NULL ? json_string_value(v) :
+		    "IPv4"));
+	}
+	return h;
+}
+
+/*
+ * healthChecks: Marathon's defaults filled in, the members each protocol
+ * has, and Marathon's rules (one port reference, a port index that exists,
+ * at most one MESOS_* check besides COMMAND ones).
+ */
 static json_t *health_checks(struct checker *c, const json_t *a, size_t nports)
 {
 	json_t *list = get(c, a, "healthChecks", T_ARRAY, ""), *out = json_array(), *hc;
+	int mesos_checks = 0;
 	size_t i;
 
 	json_array_foreach(list, i, hc) {
-		json_t *h;
-		const char *proto;
-
-		if (!json_is_object(hc)) {
-			char *path = xasprintf("/healthChecks(%zu)", i);
+		char *path = xasprintf("/healthChecks(%zu)", i);
+		if (!json_is_object(hc))
 			add_err(c->type_errs, path, "error.expected.jsobject");
-			free(path);
-			continue;
-		}
-		h = json_deep_copy(hc);
-		proto = bt_json_string(h, "protocol");
-		if (proto == NULL)
-			json_object_set_new(h, "protocol", json_string(proto = "HTTP"));
-		if (json_object_get(h, "gracePeriodSeconds") == NULL)
-			json_object_set_new(h, "gracePeriodSeconds", json_integer(300));
-		if (json_object_get(h, "intervalSeconds") == NULL)
-			json_object_set_new(h, "intervalSeconds", json_integer(60));
-		if (json_object_get(h, "timeoutSeconds") == NULL)
-			json_object_set_new(h, "timeoutSeconds", json_integer(20));
-		if (json_object_get(h, "maxConsecutiveFailures") == NULL)
-			json_object_set_new(h, "maxConsecutiveFailures", json_integer(3));
-		if (json_object_get(h, "delaySeconds") == NULL)
-			json_object_set_new(h, "delaySeconds", json_integer(15));
-		if (strcmp(proto, "COMMAND") != 0 && json_object_get(h, "port") == NULL) {
-			if (json_object_get(h, "portIndex") == NULL)
-				json_object_set_new(h, "portIndex", json_integer(0));
-			if ((size_t)json_integer_value(json_object_get(h, "portIndex")) >= nports)
-				add_err(c->errs, "/healthChecks", "Health check port indices must address "
-				    "an element of the ports array or container port mappings.");
-		}
-		if ((strcmp(proto, "HTTP") == 0 || strcmp(proto, "HTTPS") == 0 ||
-		    strcmp(proto, "MESOS_HTTP") == 0 || strcmp(proto, "MESOS_HTTPS") == 0) &&
-		    json_object_get(h, "path") == NULL)
-			json_object_set_new(h, "path", json_string("/"));
-		json_array_append_new(out, h);
+		else
+			json_array_append_new(out, health_check(c, hc, path, nports, &mesos_checks));
+		free(path);
 	}
+	if (mesos_checks > 1)
+		add_err(c->errs, "/", "AppDefinition can contain at most one Mesos health check");
 	return out;
 }
 
@@ -406,68 +486,6 @@ static json_t *constraints(struct checker *c, const json_t *a)
 		}
 		json_array_append(out, item);
 	}
-	return out;
-}
-
-static json_t *networks(struct checker *c, const json_t *a, json_t *container)
-{
-	json_t *list = get(c, a, "networks", T_ARRAY, ""), *out, *n;
-	const char *legacy = NULL;
-	size_t i;
-
-	if (container != NULL)
-		legacy = bt_json_string(json_object_get(container, "docker"), "network");
-	if (list != NULL && json_array_size(list) > 0) {
-		out = json_array();
-		json_array_foreach(list, i, n) {
-			const char *mode = bt_json_string(n, "mode");
-			if (mode == NULL || (strcmp(mode, "host") != 0 && strcmp(mode, "container") != 0 &&
-			    strcmp(mode, "container/bridge") != 0))
-				add_err(c->errs, "/networks", "mode must be one of host, container or "
-				    "container/bridge");
-			json_array_append_new(out, json_deep_copy(n));
-		}
-		return out;
-	}
-	if (legacy != NULL && strcmp(legacy, "BRIDGE") == 0)
-		return json_pack("[{s:s}]", "mode", "container/bridge");
-	if (legacy != NULL && strcmp(legacy, "USER") == 0)
-		return json_pack("[{s:s}]", "mode", "container");
-	return json_pack("[{s:s}]", "mode", "host");
-}
-
-static json_t *container_def(struct checker *c, const json_t *a)
-{
-	json_t *in = get(c, a, "container", T_OBJECT, ""), *out, *docker;
-	const char *type;
-
-	if (in == NULL)
-		return NULL;
-	out = json_deep_copy(in);
-	type = bt_json_string(out, "type");
-	if (type == NULL)
-		json_object_set_new(out, "type", json_string(type = "DOCKER"));
-	if (strcmp(type, "DOCKER") != 0 && strcmp(type, "MESOS") != 0)
-		add_err(c->errs, "/container/type", "must be one of DOCKER or MESOS");
-	docker = json_object_get(out, "docker");
-	if (strcmp(type, "DOCKER") == 0 && bt_json_string(docker, "image") == NULL)
-		add_err(c->errs, "/container/docker/image", "must not be empty");
-	if (docker != NULL) {
-		json_t *pm = json_object_get(docker, "portMappings");
-		if (pm != NULL && json_object_get(out, "portMappings") == NULL)
-			json_object_set(out, "portMappings", pm);
-		json_object_del(docker, "portMappings");
-		json_object_del(docker, "network");
-		if (json_object_get(docker, "privileged") == NULL)
-			json_object_set_new(docker, "privileged", json_false());
-		if (json_object_get(docker, "forcePullImage") == NULL)
-			json_object_set_new(docker, "forcePullImage", json_false());
-		if (json_object_get(docker, "parameters") == NULL)
-			json_object_set_new(docker, "parameters", json_array());
-	}
-	json_object_del(out, "linuxInfo");
-	if (json_object_get(out, "volumes") == NULL)
-		json_object_set_new(out, "volumes", json_array());
 	return out;
 }
 
@@ -615,6 +633,10 @@ static json_t *merge(const json_t *body, const json_t *base)
 		json_object_del(m, "cmd");
 	if (json_object_get(body, "uris") != NULL)
 		json_object_del(m, "fetch");
+	/* the legacy network forms replace the canonical networks */
+	if (json_object_get(body, "ipAddress") != NULL || (json_object_get(body, "networks") == NULL &&
+	    json_object_get(json_object_get(json_object_get(body, "container"), "docker"), "network")))
+		json_object_del(m, "networks");
 	json_object_foreach((json_t *)body, k, v) {
 		if (json_is_null(v))
 			json_object_del(m, k);
@@ -646,20 +668,22 @@ static json_t *build(struct checker *c, const json_t *a, const char *path_id)
 		check_id(c, id);
 	json_object_set_new(out, "id", json_string(id));
 	free(id);
-	container = container_def(c, a);
-	command(c, a, out, container != NULL);
-	if (container != NULL)
-		json_object_set_new(out, "container", container);
+	command(c, a, out, json_is_object(json_object_get(a, "container")));
 	simple_members(c, a, out);
 	json_object_set_new(out, "constraints", constraints(c, a));
 	json_object_set_new(out, "dependencies", dependencies(c, a));
 	json_object_set_new(out, "fetch", fetch_list(c, a));
-	nets = networks(c, a, container);
+	nets = relay_container_networks(a, c->type_errs, c->errs);
 	json_object_set_new(out, "networks", nets);
 	pds = port_definitions(c, a, is_host_network(nets));
+	container = relay_container_normalize(a, nets, json_array_size(pds), c->type_errs, c->errs);
+	if (container != NULL)
+		json_object_set_new(out, "container", container);
 	json_object_set_new(out, "portDefinitions", is_host_network(nets) ? pds : json_array());
-	if (!is_host_network(nets))
+	if (!is_host_network(nets)) {
 		json_decref(pds);
+		json_object_set_new(out, "requirePorts", json_false());   /* host networking only */
+	}
 	json_object_set_new(out, "healthChecks", health_checks(c, a,
 	    json_array_size(json_object_get(out, "portDefinitions")) +
 	    json_array_size(json_object_get(container, "portMappings"))));

@@ -4,9 +4,10 @@
  * Each struct relay_app keeps its normalised definition plus the values
  * the keep-N loop reads often (resources, instances, backoff settings),
  * cached from the definition whenever it changes. Service ports come from
- * [--local_port_min, --local_port_max]: a port definition with port 0
- * reuses the port the app had at that index, otherwise gets the lowest
- * port no other app uses (reference §14).
+ * [--local_port_min, --local_port_max]: a port definition with port 0 (or
+ * a port mapping with servicePort 0) reuses the port the app had at that
+ * index, otherwise gets the lowest port no other app uses (reference §14);
+ * an explicit servicePort of a port mapping must not be another app's.
  */
 #include "relay.h"
 
@@ -17,34 +18,74 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the service port slots of def: its port definitions, or its port mappings */
+static json_t *port_slots(const json_t *def, const char **key)
+{
+	bool host = relay_container_host_network(def);
+
+	*key = host ? "port" : "servicePort";
+	return host ? json_object_get(def, "portDefinitions") :
+	    json_object_get(json_object_get(def, "container"), "portMappings");
+}
+
 static void mark_ports(const json_t *def, uint8_t *used)
 {
+	const char *key;
 	json_t *pd;
 	size_t i;
 
-	json_array_foreach(json_object_get(def, "portDefinitions"), i, pd) {
-		json_int_t p = json_integer_value(json_object_get(pd, "port"));
+	json_array_foreach(port_slots(def, &key), i, pd) {
+		json_int_t p = json_integer_value(json_object_get(pd, key));
 		if (p > 0 && p < 65536)
 			used[p] = 1;
 	}
 }
 
+/* an explicit servicePort of a port mapping another app already has */
+static int port_conflict(struct relay *r, const json_t *def, char **cause)
+{
+	const char *id = bt_json_string(def, "id"), *key, *okey;
+	json_t *pm, *opm;
+	struct relay_app *app;
+	size_t i, j;
+
+	if (relay_container_host_network(def))
+		return 0;
+	json_array_foreach(port_slots(def, &key), i, pm) {
+		json_int_t p = json_integer_value(json_object_get(pm, key));
+		TAILQ_FOREACH(app, &r->apps, entry) {
+			if (p == 0 || strcmp(app->id, id) == 0 || relay_container_host_network(app->def))
+				continue;
+			json_array_foreach(port_slots(app->def, &okey), j, opm)
+				if (json_integer_value(json_object_get(opm, okey)) == p) {
+					*cause = xasprintf("Requested service port %lld conflicts with a "
+					    "service port in app %s", (long long)p, app->id);
+					return -1;
+				}
+		}
+	}
+	return 0;
+}
+
 int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause)
 {
 	uint8_t *used = xcalloc(65536, 1);
-	const char *id = bt_json_string(def, "id");
-	json_t *pd, *old_pds = json_object_get(old, "portDefinitions");
+	const char *id = bt_json_string(def, "id"), *key, *okey;
+	json_t *pd, *slots = port_slots(def, &key), *old_slots = old ? port_slots(old, &okey) : NULL;
 	struct relay_app *app;
 	size_t i;
 	int rc = -1, next = r->cfg.local_port_min;
 
+	if (port_conflict(r, def, cause) != 0)
+		goto out;
 	TAILQ_FOREACH(app, &r->apps, entry)
 		if (strcmp(app->id, id) != 0)
 			mark_ports(app->def, used);
 	mark_ports(def, used);
-	json_array_foreach(json_object_get(def, "portDefinitions"), i, pd) {
-		json_int_t p = json_integer_value(json_object_get(pd, "port"));
-		json_int_t reuse = json_integer_value(json_object_get(json_array_get(old_pds, i), "port"));
+	json_array_foreach(slots, i, pd) {
+		json_int_t p = json_integer_value(json_object_get(pd, key));
+		json_int_t reuse = old_slots ? json_integer_value(json_object_get(
+		    json_array_get(old_slots, i), okey)) : 0;
 		if (p != 0)
 			continue;
 		if (reuse >= r->cfg.local_port_min && reuse <= r->cfg.local_port_max && !used[reuse]) {
@@ -60,7 +101,7 @@ int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char
 			p = next;
 		}
 		used[p] = 1;
-		json_object_set_new(pd, "port", json_integer(p));
+		json_object_set_new(pd, key, json_integer(p));
 	}
 	rc = 0;
 out:
@@ -70,19 +111,12 @@ out:
 
 struct relay_app *relay_app_find(struct relay *r, const char *id)
 {
-	struct relay_app *app;
-
-	TAILQ_FOREACH(app, &r->apps, entry)
-		if (strcmp(app->id, id) == 0)
-			return app;
-	return NULL;
+	return bt_map_get(&r->app_index, id);
 }
 
 static void cache_def(struct relay_app *app)
 {
 	const json_t *d = app->def;
-	json_t *pd;
-	size_t i;
 
 	app->version = bt_json_string(d, "version");
 	app->config_version = bt_json_string(json_object_get(d, "versionInfo"), "lastConfigChangeAt");
@@ -94,11 +128,8 @@ static void cache_def(struct relay_app *app)
 	app->mem = bt_json_number(d, "mem", 128);
 	app->disk = bt_json_number(d, "disk", 0);
 	app->instances = (int)bt_json_number(d, "instances", 1);
-	app->nports = json_array_size(json_object_get(d, "portDefinitions"));
-	json_array_foreach(json_object_get(json_object_get(d, "container"), "portMappings"), i, pd)
-		if (json_integer_value(json_object_get(pd, "hostPort")) == 0 &&
-		    json_object_get(pd, "hostPort") != NULL)
-			app->nports++;
+	free(app->host_ports);
+	app->host_ports = relay_container_host_ports(d, &app->nports);
 	app->require_ports = json_is_true(json_object_get(d, "requirePorts"));
 	app->kill_oldest = strcmp(bt_json_string(d, "killSelection") ?
 	    bt_json_string(d, "killSelection") : "", "OLDEST_FIRST") == 0;
@@ -117,6 +148,7 @@ struct relay_app *relay_app_set(struct relay *r, json_t *def)
 		app->id = xstrdup(id);
 		app->since = bt_now();
 		TAILQ_INSERT_TAIL(&r->apps, app, entry);
+		bt_map_put(&r->app_index, app->id, app);
 	} else {
 		json_decref(app->def);
 	}
@@ -134,6 +166,8 @@ void relay_app_free(struct relay_app *app)
 		free(app->relaunch[i].instance_id);
 	free(app->relaunch);
 	json_decref(app->last_failure);
+	free(app->host_ports);
+	relay_offer_stats_free(app->offer_stats);
 	json_decref(app->def);
 	free(app->id);
 	free(app);
@@ -149,6 +183,7 @@ void relay_apps_changed(struct relay *r)
 void relay_app_remove(struct relay *r, struct relay_app *app)
 {
 	TAILQ_REMOVE(&r->apps, app, entry);
+	bt_map_remove(&r->app_index, app->id);
 	relay_app_free(app);
 	relay_apps_changed(r);
 }

@@ -107,6 +107,8 @@ static void relay_free(struct relay *r)
 		TAILQ_REMOVE(&r->tasks, t, entry);
 		relay_task_free(t);
 	}
+	relay_groups_release(r);
+	bt_map_release(&r->app_index);
 	while ((d = TAILQ_FIRST(&r->deployments)) != NULL) {
 		TAILQ_REMOVE(&r->deployments, d, entry);
 		free(d->id);
@@ -236,12 +238,15 @@ static int setup(struct relay *r, char **cause)
 
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&r->apps);
+	bt_map_init(&r->app_index);
+	bt_map_init(&r->groups);
 	r->check_outdated = true;
 	TAILQ_INIT(&r->tasks);
 	TAILQ_INIT(&r->deployments);
 	relay_main = r;
 	r->started_at = bt_now();
 	r->base = event_base_new();
+	relay_events_init(r);
 	if (relay_state_open(r, cause) != 0 || relay_state_load(r, cause) != 0)
 		return -1;
 	r->client = bt_http_client_new(r->base);
@@ -271,6 +276,7 @@ static void teardown(struct relay *r)
 		event_free(r->sigint);
 	if (r->sigterm != NULL)
 		event_free(r->sigterm);
+	relay_events_release(r);        /* closes the event streams before the server goes */
 	if (r->http != NULL)
 		bt_http_server_free(r->http);
 	if (r->client != NULL)

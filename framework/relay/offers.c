@@ -8,7 +8,10 @@
  * carries its LAUNCH goes out (the whole event is one batch: one
  * transaction, and the calls leave after its commit; scheduler.c). The
  * apps' missing counts are kept by tasks.c, so matching an offer costs
- * O(apps + tasks launched). Offers that launch nothing are declined
+ * O(apps + tasks launched); an app that cannot use an offer records why
+ * (container.c: counters and a small table, for /v2/queue). Host ports
+ * come from the app's port slots (container.c), fixed ones exactly as
+ * asked. Offers that launch nothing are declined
  * with --decline_offer_duration; when nothing is missing relay suppresses
  * offers, and tasks.c revives them when a need appears.
  */
@@ -35,17 +38,6 @@ struct avail {
 	size_t nranges;
 };
 
-static const char *resource_role(const Mesos__V1__Resource *res)
-{
-	if (res->n_reservations > 0 && res->reservations[res->n_reservations - 1]->role != NULL)
-		return res->reservations[res->n_reservations - 1]->role;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-	/* Resource.role is deprecated in Mesos but still how unrefined roles travel */
-	return res->role != NULL ? res->role : "*";
-#pragma GCC diagnostic pop
-}
-
 static void take_ranges(struct avail *a, const Mesos__V1__Resource *res)
 {
 	size_t i;
@@ -66,7 +58,7 @@ static void offer_avail(struct relay *r, const Mesos__V1__Offer *o, struct avail
 	memset(a, 0, sizeof *a);
 	for (i = 0; i < o->n_resources; i++) {
 		const Mesos__V1__Resource *res = o->resources[i];
-		const char *role = resource_role(res);
+		const char *role = relay_resource_role(res);
 		double v = res->scalar != NULL ? res->scalar->value : 0;
 
 		if (strcmp(role, "*") != 0 && strcmp(role, r->cfg.mesos_role) != 0)
@@ -137,28 +129,33 @@ static uint64_t lowest_port(const struct avail *a)
 	return best;
 }
 
-/* the host ports for the app's port definitions; false when the offer lacks them */
+/*
+ * The host ports for the app's port slots (container.c): a slot asking for
+ * a port gets exactly that one, the others the lowest free ones; false when
+ * the offer lacks them.
+ */
 static bool pick_ports(const struct relay_app *app, struct avail *a, uint64_t *out)
 {
 	struct avail save = *a;
-	json_t *pd;
 	size_t i;
+	int pass;
 
 	if (ports_count(a) < app->nports)
 		return false;
-	for (i = 0; i < app->nports; i++) {
-		uint64_t p = 0;
-		pd = json_array_get(json_object_get(app->def, "portDefinitions"), i);
-		if (app->require_ports && pd != NULL)
-			p = (uint64_t)json_integer_value(json_object_get(pd, "port"));
-		if (p == 0)
-			p = lowest_port(a);
-		if (p == 0 || !port_take(a, p)) {
-			memcpy(a->ranges, save.ranges, sizeof a->ranges);
-			a->nranges = save.nranges;
-			return false;
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < app->nports; i++) {
+			uint64_t p = app->host_ports[i];
+			if ((pass == 0) != (p != 0))
+				continue;
+			if (p == 0)
+				p = lowest_port(a);
+			if (p == 0 || !port_take(a, p)) {
+				memcpy(a->ranges, save.ranges, sizeof a->ranges);
+				a->nranges = save.nranges;
+				return false;
+			}
+			out[i] = p;
 		}
-		out[i] = p;
 	}
 	return true;
 }
@@ -217,43 +214,6 @@ static void setenv_j(json_t *env, const char *name, const char *value)
 	json_object_set_new(env, name, json_string(value));
 }
 
-static void port_env(const struct relay_app *app, const uint64_t *ports, size_t n, json_t *env)
-{
-	json_t *pds = json_object_get(app->def, "portDefinitions");
-	char buf[32], *all = xstrdup(""), *tmp, *name;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		json_t *pd = json_array_get(pds, i);
-		const char *pname = bt_json_string(pd, "name");
-		json_int_t sp = json_integer_value(json_object_get(pd, "port"));
-
-		snprintf(buf, sizeof buf, "%llu", (unsigned long long)ports[i]);
-		name = xasprintf("PORT%zu", i);
-		setenv_j(env, name, buf);
-		free(name);
-		if (sp > 0) {
-			name = xasprintf("PORT_%lld", (long long)sp);
-			setenv_j(env, name, buf);
-			free(name);
-		}
-		if (pname != NULL) {
-			name = env_name("PORT_", pname);
-			setenv_j(env, name, buf);
-			free(name);
-		}
-		tmp = xasprintf("%s%s%s", all, i ? "," : "", buf);
-		free(all);
-		all = tmp;
-	}
-	if (n > 0) {
-		snprintf(buf, sizeof buf, "%llu", (unsigned long long)ports[0]);
-		setenv_j(env, "PORT", buf);
-		setenv_j(env, "PORTS", all);
-	}
-	free(all);
-}
-
 static json_t *environment(const struct relay_app *app, const char *task_id, const char *host,
     const uint64_t *ports, size_t nports)
 {
@@ -262,7 +222,7 @@ static json_t *environment(const struct relay_app *app, const char *task_id, con
 	char buf[64], *keys = xstrdup(""), *tmp, *name;
 
 	setenv_j(env, "HOST", host);
-	port_env(app, ports, nports, env);
+	relay_container_port_env(app, ports, nports, env);
 	setenv_j(env, "MARATHON_APP_ID", app->id);
 	setenv_j(env, "MARATHON_APP_VERSION", app->version);
 	snprintf(buf, sizeof buf, "%g", app->cpus);
@@ -327,49 +287,6 @@ static json_t *command_info(const struct relay_app *app, json_t *env)
 	if (user != NULL)
 		json_object_set_new(cmdinfo, "user", json_string(user));
 	return cmdinfo;
-}
-
-static json_t *container_info(const struct relay_app *app, const uint64_t *ports)
-{
-	json_t *c = json_object_get(app->def, "container"), *docker, *out, *d, *params, *p, *vols, *v;
-	const char *mode = bt_json_string(json_array_get(json_object_get(app->def, "networks"), 0),
-	    "mode");
-	size_t i;
-
-	if (c == NULL)
-		return NULL;
-	docker = json_object_get(c, "docker");
-	if (strcmp(bt_json_string(c, "type") ? bt_json_string(c, "type") : "", "MESOS") == 0) {
-		if (bt_json_string(docker, "image") == NULL)
-			return json_pack("{s:s}", "type", "MESOS");
-		return json_pack("{s:s, s:{s:{s:s, s:{s:s}}}}", "type", "MESOS", "mesos", "image",
-		    "type", "DOCKER", "docker", "name", bt_json_string(docker, "image"));
-	}
-	d = json_pack("{s:s, s:s, s:b, s:b}", "image", bt_json_string(docker, "image"),
-	    "network", mode != NULL && strcmp(mode, "container/bridge") == 0 ? "BRIDGE" : "HOST",
-	    "privileged", json_is_true(json_object_get(docker, "privileged")),
-	    "force_pull_image", json_is_true(json_object_get(docker, "forcePullImage")));
-	params = json_array();
-	json_array_foreach(json_object_get(docker, "parameters"), i, p)
-		json_array_append_new(params, json_pack("{s:s, s:s}", "key", bt_json_string(p, "key") ?
-		    bt_json_string(p, "key") : "", "value", bt_json_string(p, "value") ?
-		    bt_json_string(p, "value") : ""));
-	json_object_set_new(d, "parameters", params);
-	out = json_pack("{s:s, s:o}", "type", "DOCKER", "docker", d);
-	vols = json_array();
-	json_array_foreach(json_object_get(c, "volumes"), i, v) {
-		if (bt_json_string(v, "containerPath") == NULL)
-			continue;
-		json_t *vol = json_pack("{s:s, s:s}", "container_path", bt_json_string(v, "containerPath"),
-		    "mode", bt_json_string(v, "mode") && strcmp(bt_json_string(v, "mode"), "RO") == 0 ?
-		    "RO" : "RW");
-		if (bt_json_string(v, "hostPath") != NULL)
-			json_object_set_new(vol, "host_path", json_string(bt_json_string(v, "hostPath")));
-		json_array_append_new(vols, vol);
-	}
-	json_object_set_new(out, "volumes", vols);
-	(void)ports;
-	return out;
 }
 
 /* "/grp/app" -> "app.grp" (Mesos-DNS naming) */
@@ -468,12 +385,13 @@ static json_t *task_info(struct relay_app *app, struct relay_task *t, const stru
 	    "resources", task_resources(app, a, t->ports, t->nports),
 	    "command", command_info(app, environment(app, t->id, t->host, t->ports, t->nports)),
 	    "labels", labels_pb(app));
-	json_t *container = container_info(app, t->ports);
+	json_t *container = relay_container_info(app, t->ports, t->nports);
 	json_t *grace = json_object_get(app->def, "taskKillGracePeriodSeconds");
 	json_t *hc = relay_health_check(app, t->ports, t->nports);
 
 	if (container != NULL)
 		json_object_set_new(ti, "container", container);
+	relay_container_command(app, json_object_get(ti, "command"));
 	if (hc != NULL)
 		json_object_set_new(ti, "health_check", hc);
 	if (grace != NULL)
@@ -481,6 +399,44 @@ static json_t *task_info(struct relay_app *app, struct relay_task *t, const stru
 		    "nanoseconds", (json_int_t)json_integer_value(grace) * 1000000000LL));
 	free(name);
 	return ti;
+}
+
+/* every fixed host port is offered and there are enough ports in all (nothing taken) */
+static bool ports_fit(const struct relay_app *app, const struct avail *a)
+{
+	size_t i, j;
+
+	for (i = 0; i < app->nports; i++) {
+		uint64_t p = app->host_ports[i];
+		for (j = 0; p != 0 && j < a->nranges; j++)
+			if (p >= a->ranges[j].begin && p <= a->ranges[j].end)
+				break;
+		if (p != 0 && j == a->nranges)
+			return false;
+	}
+	return ports_count(a) >= app->nports;
+}
+
+/* why app cannot use what is left of the offer; cheap: no copies, no allocation */
+static unsigned reject_reasons(struct relay *r, const struct relay_app *app,
+    const Mesos__V1__Offer *o, const struct avail *a)
+{
+	unsigned why = 0;
+
+	if (a->role == NULL && o->n_resources > 0)
+		why |= 1u << RELAY_REJECT_ROLE;
+	if (json_array_size(json_object_get(app->def, "constraints")) > 0 &&
+	    !relay_placement_ok(r, app, o))
+		why |= 1u << RELAY_REJECT_CONSTRAINT;
+	if (app->cpus > a->cpus + 1e-9)
+		why |= 1u << RELAY_REJECT_CPUS;
+	if (app->mem > a->mem + 1e-9)
+		why |= 1u << RELAY_REJECT_MEM;
+	if (app->disk > a->disk + 1e-9)
+		why |= 1u << RELAY_REJECT_DISK;
+	if (app->nports > 256 || !ports_fit(app, a))
+		why |= 1u << RELAY_REJECT_PORTS;
+	return why;
 }
 
 /* fit tasks of every app into the offer; the LAUNCH task_infos, or NULL */
@@ -492,10 +448,12 @@ static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct av
 	uint64_t ports[256];
 
 	TAILQ_FOREACH(app, &r->apps, entry) {
-		int want = relay_app_want(r, app);
-		if (want <= 0 || now < app->launch_not_before || app->nports > 256)
+		int want = relay_app_want(r, app), launched = 0;
+		if (want <= 0 && app->offer_stats != NULL)
+			relay_offer_stats_reset(app);           /* the launch attempt is over */
+		if (want <= 0 || now < app->launch_not_before)
 			continue;
-		while (want > 0 && fits(app, a) && relay_placement_ok(r, app, o) &&
+		while (want > 0 && app->nports <= 256 && fits(app, a) && relay_placement_ok(r, app, o) &&
 		    pick_ports(app, a, ports)) {
 			struct relay_task *t = new_task(r, app, o, ports);
 			a->cpus -= app->cpus;
@@ -508,7 +466,12 @@ static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct av
 			    t->agent_id, t->host);
 			r->tasks_launched++;
 			want--;
+			launched++;
 		}
+		if (launched > 0)
+			relay_offer_stats_used(app, now);
+		else
+			relay_offer_stats_unused(app, o, reject_reasons(r, app, o, a), now);
 	}
 	if (json_array_size(infos) == 0) {
 		json_decref(infos);

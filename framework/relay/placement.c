@@ -105,8 +105,8 @@ static void count_values(struct relay *r, const struct relay_app *app, const cha
 
 	*same = 0;
 	*first = NULL;
-	TAILQ_FOREACH(t, &r->tasks, entry) {
-		if (strcmp(t->app_id, app->id) != 0 || t->goal != RELAY_GOAL_RUNNING ||
+	RELAY_APP_TASKS_FOREACH(t, r, app->id) {
+		if (t->goal != RELAY_GOAL_RUNNING ||
 		    relay_task_terminal_state(t->state) || (tv = task_value(t, field)) == NULL)
 			continue;
 		if (*first == NULL)
@@ -165,47 +165,8 @@ bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Meso
 	return true;
 }
 
-/* the first health check as a Mesos HealthCheck, or NULL */
+/* the app's health checks as the TaskInfo's HealthCheck, or NULL (health.c) */
 json_t *relay_health_check(const struct relay_app *app, const uint64_t *ports, size_t nports)
 {
-	json_t *hc = json_array_get(json_object_get(app->def, "healthChecks"), 0), *out;
-	const char *proto;
-	json_int_t port = 0, idx;
-	double failures;
-
-	if (hc == NULL)
-		return NULL;
-	proto = bt_json_string(hc, "protocol") ? bt_json_string(hc, "protocol") : "HTTP";
-	if (json_object_get(hc, "port") != NULL) {
-		port = json_integer_value(json_object_get(hc, "port"));
-	} else {
-		idx = json_integer_value(json_object_get(hc, "portIndex"));
-		if (idx >= 0 && (size_t)idx < nports)
-			port = (json_int_t)ports[idx];
-	}
-	failures = bt_json_number(hc, "maxConsecutiveFailures", 3);
-	out = json_pack("{s:f, s:f, s:f, s:f, s:I}",
-	    "delay_seconds", bt_json_number(hc, "delaySeconds", 15),
-	    "interval_seconds", bt_json_number(hc, "intervalSeconds", 60),
-	    "timeout_seconds", bt_json_number(hc, "timeoutSeconds", 20),
-	    "grace_period_seconds", bt_json_number(hc, "gracePeriodSeconds", 300),
-	    "consecutive_failures", (json_int_t)(failures > 0 ? failures : 2147483647));
-	if (strcmp(proto, "COMMAND") == 0) {
-		json_object_set_new(out, "type", json_string("COMMAND"));
-		json_object_set_new(out, "command", json_pack("{s:b, s:s}", "shell", 1, "value",
-		    bt_json_string(json_object_get(hc, "command"), "value") ?
-		    bt_json_string(json_object_get(hc, "command"), "value") : "true"));
-	} else if (strstr(proto, "TCP") != NULL && port > 0) {
-		json_object_set_new(out, "type", json_string("TCP"));
-		json_object_set_new(out, "tcp", json_pack("{s:I}", "port", port));
-	} else if (strstr(proto, "HTTP") != NULL && port > 0) {
-		json_object_set_new(out, "type", json_string("HTTP"));
-		json_object_set_new(out, "http", json_pack("{s:I, s:s, s:s}", "port", port,
-		    "path", bt_json_string(hc, "path") ? bt_json_string(hc, "path") : "/",
-		    "scheme", strstr(proto, "HTTPS") != NULL ? "https" : "http"));
-	} else {
-		json_decref(out);
-		return NULL;
-	}
-	return out;
+	return relay_health_task_check(app, ports, nports);
 }

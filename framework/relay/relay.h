@@ -9,9 +9,12 @@
  *
  * Reading order: main.c (flags, loop), scheduler.c (the master
  * connection), tasks.c (the keep-N loop), offers.c (offer matching and
- * TaskInfo building), placement.c (constraints, health checks), apps.c
+ * TaskInfo building), container.c (container block, ports, offer
+ * statistics), placement.c (constraints), health.c (health checks:
+ * results, unhealthy kills), apps.c
  * (app JSON), appset.c (the apps in memory, service ports), state.c
- * (SQLite), api.c, api_tasks.c and api_json.c (REST).
+ * (SQLite), api.c, api_tasks.c and api_json.c (REST), events.c (the
+ * /v2/events bus).
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -26,10 +29,13 @@
 
 #include "http_client.h"
 #include "http_server.h"
+#include "map.h"
 #include "mesos_util.h"
 #include "recordio.h"
 #include "scheduler.pb-c.h"
 #include "store.h"
+
+struct relay_health;
 
 #define RELAY_VERSION "0.1.0"
 
@@ -60,6 +66,13 @@ struct relay_config {
 	char *log_level;
 };
 
+/* a packed scheduler Call waiting for the commit of what it depends on */
+struct relay_pending {
+	void *body;
+	size_t len;
+	const char *type;               /* static enum name */
+};
+
 /* one pending relaunch of an instance whose task ended: keeps the instance id */
 struct relay_relaunch {
 	char *instance_id;
@@ -76,6 +89,7 @@ struct relay_app {
 	double cpus, mem, disk;
 	int instances;
 	size_t nports;
+	uint64_t *host_ports;           /* nports slots: the host port asked for, 0 for any (container.c) */
 	bool require_ports;
 	bool kill_oldest;
 	double backoff_seconds, backoff_factor, max_launch_delay;
@@ -88,6 +102,7 @@ struct relay_app {
 	size_t nrelaunch;
 	double since;                   /* when the app started waiting for instances */
 	int active;                     /* counting tasks of the current config (tasks.c cache) */
+	struct relay_offer_stats *offer_stats;  /* why offers went unused (container.c), or NULL */
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
@@ -112,7 +127,10 @@ struct relay_task {
 	double kill_sent_at;            /* monotonic; 0 when no kill was sent */
 	double last_update;             /* monotonic time of the last status update */
 	bool confirmed;                 /* the master reported it since the last SUBSCRIBED */
+	struct relay_group *group;      /* the tasks of its app id */
+	TAILQ_ENTRY(relay_task) gentry; /* in group->tasks */
 	bool healthy_known, healthy;
+	struct relay_health *health;    /* per-check health results (health.c), or NULL */
 };
 
 enum relay_action { RELAY_START, RELAY_SCALE, RELAY_RESTART, RELAY_STOP };
@@ -129,6 +147,13 @@ struct relay_deployment {
 TAILQ_HEAD(relay_apps, relay_app);
 TAILQ_HEAD(relay_tasks, relay_task);
 TAILQ_HEAD(relay_deployments, relay_deployment);
+
+/* the tasks of one app id, oldest first (kept by tasks.c; they may outlive the app) */
+struct relay_group {
+	char *app_id;
+	struct relay_tasks tasks;       /* linked through gentry */
+	size_t n;
+};
 
 struct relay {
 	struct event_base *base;
@@ -153,19 +178,27 @@ struct relay {
 	bool revive_wanted;
 	double last_revive;             /* monotonic */
 	struct event *revive_timer;     /* a rate-limited REVIVE goes out when it fires */
-	int batch;                      /* > 0: calls wait in batch_calls for the commit */
-	json_t *batch_calls;
+	int batch;                      /* > 0: calls wait in `pending` for the commit */
+	struct relay_pending *pending;  /* packed calls waiting for the commit */
+	size_t npending, apending;
+	bool commit_pending;            /* a group commit waits for commit_timer */
+	bool flush_now;                 /* the batch wrote what must be on disk at its end */
+	double last_commit;             /* monotonic */
+	struct event *commit_timer;
 	double next_reconcile;          /* monotonic */
 	unsigned long offers_seen, offers_declined, tasks_launched, updates_seen;
 
 	/* desired and actual state */
 	struct relay_apps apps;
+	struct bt_map app_index;        /* id -> struct relay_app */
+	struct bt_map groups;           /* app id -> struct relay_group */
 	struct relay_tasks tasks;
 	struct relay_task **task_hash;  /* tasks by id */
 	size_t task_hash_size, ntasks;
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
+	struct relay_events *events;    /* the /v2/events subscribers (events.c) */
 
 	struct event *tick;
 	struct event *sigint, *sigterm;
@@ -179,18 +212,31 @@ void relay_scheduler_start(struct relay *r);
 void relay_scheduler_stop(struct relay *r);
 /* send a call (takes ownership of call); framework_id is added */
 void relay_call(struct relay *r, json_t *call);
+/* the same for a Call built in C (not taken over; framework_id is added when unset) */
+void relay_call_pb(struct relay *r, Mesos__V1__Scheduler__Call *call);
 void relay_scheduler_tick(struct relay *r);
 /*
  * Group the work of one loop turn: state writes share one transaction,
  * and ACCEPT and ACKNOWLEDGE calls wait until it is committed, so each
  * still follows the records it depends on; other calls (REVIVE, DECLINE,
- * KILL, ...) leave at once. Batches nest.
+ * KILL, ...) leave at once. Batches nest. While busy, the commit of
+ * several batches is grouped (at most GROUP_COMMIT apart).
  */
 void relay_batch_begin(struct relay *r);
 void relay_batch_end(struct relay *r);
+/* commit now and send the calls that waited for it (not inside a batch) */
+void relay_flush(struct relay *r);
 
 /* tasks.c -- instances: status updates, kills, scaling, backoff, reconciliation */
 struct relay_task *relay_task_find(struct relay *r, const char *id);
+/* the tasks of an app id, or NULL when it has none */
+struct relay_group *relay_group_find(struct relay *r, const char *app_id);
+/* every task of app id `id`, oldest first; the body must not remove tasks */
+#define RELAY_APP_TASKS_FOREACH(t, r, id) \
+	for (struct relay_group *g_ = relay_group_find((r), (id)); g_ != NULL; g_ = NULL) \
+		TAILQ_FOREACH(t, &g_->tasks, gentry)
+/* free the groups once every task is gone (teardown) */
+void relay_groups_release(struct relay *r);
 /* add to / take from r->tasks and the id hash, keeping the app counts */
 void relay_task_insert(struct relay *r, struct relay_task *t);
 void relay_task_remove(struct relay *r, struct relay_task *t);
@@ -215,14 +261,59 @@ const char *relay_task_state_name(int state);
 
 /* offers.c -- offer matching and TaskInfo building */
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
+/* the role a resource is reserved to (the last reservation), or "*" */
+const char *relay_resource_role(const Mesos__V1__Resource *res);
 /* the agent's address for tasks launched from o, or NULL; caller frees */
 char *relay_offer_ip(const Mesos__V1__Offer *o);
+
+/* health.c -- health checks: the TaskInfo's HealthCheck, results, kills of unhealthy tasks */
+json_t *relay_health_task_check(const struct relay_app *app, const uint64_t *ports, size_t nports);
+/* a status update of a non-terminal task (after its state was noted) */
+void relay_health_update(struct relay *r, struct relay_task *t, const Mesos__V1__TaskStatus *st);
+/* the task's healthCheckResults array */
+json_t *relay_health_results(const struct relay_task *t);
+void relay_health_free(struct relay_task *t);
 
 /* placement.c -- constraints and health checks */
 void relay_placement_note_offer(const Mesos__V1__Offer *o);
 void relay_placement_release(void);
 bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Mesos__V1__Offer *o);
 json_t *relay_health_check(const struct relay_app *app, const uint64_t *ports, size_t nports);
+
+/* container.c -- the container block, ports of tasks, offer statistics for /v2/queue */
+/* canonical "networks" of an app body (legacy docker.network and ipAddress folded in) */
+json_t *relay_container_networks(const json_t *a, json_t *type_errs, json_t *errs);
+/* canonical "container" for nets, or NULL; npd: port definitions given (padding) */
+json_t *relay_container_normalize(const json_t *a, const json_t *nets, size_t npd,
+    json_t *type_errs, json_t *errs);
+bool relay_container_host_network(const json_t *def);
+/* the host port slots of an app: the port asked for, 0 for any; caller frees */
+uint64_t *relay_container_host_ports(const json_t *def, size_t *n);
+/* servicePorts of an app's tasks */
+json_t *relay_container_service_ports(const json_t *def);
+/* PORT0..n, PORT, PORTS, PORT_<port>, PORT_<NAME> for the task's host ports */
+void relay_container_port_env(const struct relay_app *app, const uint64_t *ports, size_t n,
+    json_t *env);
+/* the TaskInfo's ContainerInfo (Mesos JSON), or NULL without a container */
+json_t *relay_container_info(const struct relay_app *app, const uint64_t *ports, size_t n);
+void relay_container_command(const struct relay_app *app, json_t *cmdinfo);
+/* why an offer went unused, in Marathon's funnel order */
+enum relay_reject {
+	RELAY_REJECT_ROLE, RELAY_REJECT_CONSTRAINT, RELAY_REJECT_RESERVATION,
+	RELAY_REJECT_MAINTENANCE, RELAY_REJECT_CPUS, RELAY_REJECT_MEM, RELAY_REJECT_DISK,
+	RELAY_REJECT_GPUS, RELAY_REJECT_PORTS, RELAY_REJECT_SCARCE, RELAY_NREJECT
+};
+void relay_offer_stats_used(struct relay_app *app, double now);
+/* reasons: bits 1 << enum relay_reject */
+void relay_offer_stats_unused(struct relay_app *app, const Mesos__V1__Offer *o, unsigned reasons,
+    double now);
+/* the launch attempt is over: forget the statistics */
+void relay_offer_stats_reset(struct relay_app *app);
+void relay_offer_stats_free(struct relay_offer_stats *s);
+json_t *relay_offer_stats_json(const struct relay_app *app);
+json_t *relay_offer_stats_unused_json(const struct relay_app *app);
+/* ?embed=lastUnusedOffers on GET /v2/queue */
+void relay_queue_embed(struct relay *r, json_t *queue, const struct evkeyvalq *q);
 
 /* apps.c -- app definitions */
 /*
@@ -264,6 +355,41 @@ void relay_state_delete_task(struct relay *r, const char *id);
 /* one transaction around many writes (no-op when one is open); commit closes it */
 void relay_state_begin(struct relay *r);
 void relay_state_commit(struct relay *r);
+
+/*
+ * events.c -- the event bus, GET /v2/events (server-sent events). Every
+ * relay_event_*() returns at once, building nothing, when no subscriber
+ * wants that event type.
+ */
+void relay_events_init(struct relay *r);
+void relay_events_release(struct relay *r);
+void relay_events_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+/* api_post_event: an accepted app create or update (as Marathon: not a delete); def: the app */
+void relay_event_api_post(struct relay *r, struct evhttp_request *req, const json_t *def);
+void relay_event_app_terminated(struct relay *r, const char *app_id);
+/* status_update_event TASK_STAGING and instance_changed_event Provisioned */
+void relay_event_task_launched(struct relay *r, const struct relay_task *t);
+/*
+ * status_update_event, and instance_changed_event when the condition
+ * changes; call before t takes the new state
+ */
+void relay_event_status_update(struct relay *r, const struct relay_task *t,
+    const Mesos__V1__TaskStatus *st);
+/* health_status_changed_event */
+void relay_event_health_changed(struct relay *r, const struct relay_task *t, bool alive);
+/* failed_health_check_event; check: the app's health check JSON (NULL: its first one) */
+void relay_event_failed_health_check(struct relay *r, const struct relay_task *t,
+    const json_t *check);
+/* unhealthy_instance_kill_event, before the kill */
+void relay_event_unhealthy_kill(struct relay *r, const struct relay_task *t, const char *reason);
+/* a deployment was created (fresh: for an app that did not exist before the change) */
+void relay_event_deployment_new(struct relay *r, const struct relay_deployment *d, bool fresh);
+/* deployment_step_success and deployment_success, before d is freed */
+void relay_event_deployment_done(struct relay *r, const struct relay_deployment *d);
+/* deployment_failed: d was replaced by a newer deployment or cancelled */
+void relay_event_deployment_failed(struct relay *r, const struct relay_deployment *d,
+    const char *reason);
 
 /* api.c -- the REST API: routes, apps, deployments */
 int relay_api_start(struct relay *r, char **cause);

@@ -25,6 +25,7 @@
 #define SUB_BACKOFF_MIN 0.25
 #define SUB_BACKOFF_MAX 5.0
 #define MAX_RECORD (64u * 1024 * 1024)
+#define GROUP_COMMIT 0.005             /* seconds between commits while events keep coming */
 
 static void subscribe(struct relay *r);
 
@@ -253,12 +254,21 @@ void relay_scheduler_start(struct relay *r)
 
 void relay_scheduler_stop(struct relay *r)
 {
+	relay_state_commit(r);
+	r->commit_pending = false;
+	if (r->commit_timer != NULL) {
+		event_free(r->commit_timer);
+		r->commit_timer = NULL;
+	}
 	if (r->revive_timer != NULL) {
 		event_free(r->revive_timer);
 		r->revive_timer = NULL;
 	}
-	json_decref(r->batch_calls);
-	r->batch_calls = NULL;
+	while (r->npending > 0)
+		free(r->pending[--r->npending].body);
+	free(r->pending);
+	r->pending = NULL;
+	r->apending = 0;
 	if (r->sub_call != NULL) {
 		bt_http_call_cancel(r->sub_call);
 		r->sub_call = NULL;
@@ -295,68 +305,73 @@ void relay_batch_begin(struct relay *r)
 		relay_state_begin(r);
 }
 
+static void post_call(struct relay *r, void *body, size_t len, const char *type);
+
+/* commit what the batches wrote and send the calls that waited for it */
+void relay_flush(struct relay *r)
+{
+	struct relay_pending *p = r->pending;
+	size_t i, n = r->npending;
+
+	if (r->batch > 0)
+		return;
+	if (r->commit_timer != NULL)
+		evtimer_del(r->commit_timer);
+	r->commit_pending = false;
+	relay_state_commit(r);
+	r->last_commit = bt_monotonic();
+	r->pending = NULL;
+	r->npending = r->apending = 0;
+	for (i = 0; i < n; i++) {
+		post_call(r, p[i].body, p[i].len, p[i].type);
+		free(p[i].body);
+	}
+	free(p);
+}
+
+static void commit_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	relay_flush(arg);
+}
+
+/*
+ * Group commit: while work keeps coming, the transaction stays open
+ * until GROUP_COMMIT has passed since the last commit, so one fsync
+ * covers many events; the calls that depend on it wait as long.
+ */
 void relay_batch_end(struct relay *r)
 {
-	json_t *calls = r->batch_calls, *call;
-	size_t i;
+	double wait;
+	struct timeval tv;
 
 	if (r->batch == 0 || --r->batch > 0)
 		return;
-	relay_state_commit(r);
-	r->batch_calls = NULL;
-	json_array_foreach(calls, i, call)
-		relay_call(r, json_incref(call));
-	json_decref(calls);
-}
-
-static void send_call(struct relay *r, json_t *call);
-
-/* ACCEPT carries tasks whose records must be on disk first, ACKNOWLEDGE an update recorded */
-static bool waits_for_commit(const json_t *call)
-{
-	const char *type = bt_json_string(call, "type");
-
-	return type != NULL && (strcmp(type, "ACCEPT") == 0 || strcmp(type, "ACKNOWLEDGE") == 0);
-}
-
-void relay_call(struct relay *r, json_t *call)
-{
-	if (r->batch > 0 && waits_for_commit(call)) {
-		if (r->batch_calls == NULL)
-			r->batch_calls = json_array();
-		json_array_append_new(r->batch_calls, call);
+	wait = r->last_commit + GROUP_COMMIT - bt_monotonic();
+	if (wait <= 0 || r->flush_now) {
+		r->flush_now = false;
+		relay_flush(r);
 		return;
 	}
-	send_call(r, call);
+	if (r->commit_timer == NULL)
+		r->commit_timer = evtimer_new(r->base, commit_timer_cb, r);
+	if (!r->commit_pending) {
+		tv = bt_timeval(wait);
+		evtimer_add(r->commit_timer, &tv);
+		r->commit_pending = true;
+	}
 }
 
-static void send_call(struct relay *r, json_t *call)
+/* POST a packed Call to the master */
+static void post_call(struct relay *r, void *body, size_t len, const char *type)
 {
-	const char *type = bt_json_string(call, "type") ? bt_json_string(call, "type") : "call";
-	char *sid_header = NULL;
 	const char *headers[] = { "Content-Type: " PROTOBUF, "Accept: application/json", NULL, NULL };
 	struct bt_http_request_opts o = { 0 };
-	const ProtobufCEnumValue *name;
-	ProtobufCMessage *msg;
-	char *cause = NULL;
-	void *body;
-	size_t len;
+	char *sid_header;
 
-	if (!r->subscribed || r->stream_id == NULL || r->framework_id == NULL) {
+	if (!r->subscribed || r->stream_id == NULL) {
 		log_debug("not subscribed: dropping %s", type);
-		goto out;
+		return;
 	}
-	json_object_set_new(call, "framework_id", json_pack("{s:s}", "value", r->framework_id));
-	msg = bt_pbjson_to_message(&mesos__v1__scheduler__call__descriptor, call, &cause);
-	if (msg == NULL) {
-		log_error("unable to build %s call: %s", type, cause);
-		free(cause);
-		goto out;
-	}
-	name = protobuf_c_enum_descriptor_get_value(&mesos__v1__scheduler__call__type__descriptor,
-	    (int)((Mesos__V1__Scheduler__Call *)msg)->type);
-	body = bt_pb_encode_alloc(msg, false, &len);
-	protobuf_c_message_free_unpacked(msg, NULL);
 	sid_header = xasprintf("Mesos-Stream-Id: %s", r->stream_id);
 	headers[2] = sid_header;
 	o.method = "POST";
@@ -367,11 +382,66 @@ static void send_call(struct relay *r, json_t *call)
 	o.timeout = 30;
 	o.connect_timeout = 5;
 	o.on_done = call_done_cb;
-	o.arg = (void *)(name != NULL ? name->name : "UNKNOWN");
+	o.arg = (void *)type;
 	bt_http_request(r->client, &o);
-	free(body);
 	free(sid_header);
-out:
+}
+
+void relay_call_pb(struct relay *r, Mesos__V1__Scheduler__Call *call)
+{
+	Mesos__V1__FrameworkID fid = MESOS__V1__FRAMEWORK_ID__INIT;
+	const ProtobufCEnumValue *name;
+	const char *type;
+	struct relay_pending *p;
+	void *body;
+	size_t len;
+
+	name = protobuf_c_enum_descriptor_get_value(&mesos__v1__scheduler__call__type__descriptor,
+	    (int)call->type);
+	type = name != NULL ? name->name : "UNKNOWN";   /* static: outlives the call */
+	if (!r->subscribed || r->framework_id == NULL) {
+		log_debug("not subscribed: dropping %s", type);
+		return;
+	}
+	if (call->framework_id == NULL) {
+		fid.value = r->framework_id;
+		call->framework_id = &fid;
+	}
+	body = bt_pb_encode_alloc(&call->base, false, &len);
+	if (call->framework_id == &fid)
+		call->framework_id = NULL;
+	/* ACCEPT carries tasks whose records must be on disk first, ACKNOWLEDGE an update recorded */
+	if ((r->batch > 0 || r->commit_pending) &&
+	    (call->type == MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT ||
+	    call->type == MESOS__V1__SCHEDULER__CALL__TYPE__ACKNOWLEDGE)) {
+		if (r->npending == r->apending) {
+			r->apending = r->apending ? r->apending * 2 : 64;
+			r->pending = xreallocarray(r->pending, r->apending, sizeof *r->pending);
+		}
+		p = &r->pending[r->npending++];
+		p->body = body;
+		p->len = len;
+		p->type = type;
+		return;
+	}
+	post_call(r, body, len, type);
+	free(body);
+}
+
+void relay_call(struct relay *r, json_t *call)
+{
+	const char *type = bt_json_string(call, "type") ? bt_json_string(call, "type") : "call";
+	ProtobufCMessage *msg;
+	char *cause = NULL;
+
+	msg = bt_pbjson_to_message(&mesos__v1__scheduler__call__descriptor, call, &cause);
+	if (msg == NULL) {
+		log_error("unable to build %s call: %s", type, cause);
+		free(cause);
+	} else {
+		relay_call_pb(r, (Mesos__V1__Scheduler__Call *)msg);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
 	json_decref(call);
 }
 

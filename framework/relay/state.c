@@ -94,19 +94,30 @@ static void delete_key(struct relay *r, const char *ns, const char *key)
 	}
 }
 
+/*
+ * What the API answers for (apps, the framework id) is on disk before the
+ * answer: a group commit that holds it open is finished now.
+ */
+static void durable(struct relay *r)
+{
+	if (r->batch > 0)
+		r->flush_now = true;
+	else if (r->commit_pending)
+		relay_flush(r);
+}
+
 void relay_state_save_framework_id(struct relay *r)
 {
 	char *cause = NULL;
 
 	if (r->framework_id == NULL) {
 		delete_key(r, "framework", "id");
-		return;
-	}
-	if (bt_store_put(r->store, "framework", "id", r->framework_id, strlen(r->framework_id),
-	    &cause) != 0) {
+	} else if (bt_store_put(r->store, "framework", "id", r->framework_id,
+	    strlen(r->framework_id), &cause) != 0) {
 		log_error("unable to store the framework id: %s", cause);
 		free(cause);
 	}
+	durable(r);
 }
 
 void relay_state_save_app(struct relay *r, const struct relay_app *app)
@@ -116,6 +127,7 @@ void relay_state_save_app(struct relay *r, const struct relay_app *app)
 	put_json(r, "apps", app->id, app->def);
 	put_json(r, "versions", key, app->def);
 	free(key);
+	durable(r);
 }
 
 struct versions_walk {
@@ -161,6 +173,7 @@ void relay_state_delete_app(struct relay *r, const char *id)
 {
 	delete_key(r, "apps", id);
 	delete_versions(r, id);
+	durable(r);
 }
 
 /* newest first, as Marathon lists them */

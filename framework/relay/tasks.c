@@ -143,6 +143,52 @@ static void count_task(struct relay *r, const struct relay_task *t, int delta)
 		app->active += delta;
 }
 
+struct relay_group *relay_group_find(struct relay *r, const char *app_id)
+{
+	return bt_map_get(&r->groups, app_id);
+}
+
+static void group_add(struct relay *r, struct relay_task *t)
+{
+	struct relay_group *g = relay_group_find(r, t->app_id);
+
+	if (g == NULL) {
+		g = xcalloc(1, sizeof *g);
+		g->app_id = xstrdup(t->app_id);
+		TAILQ_INIT(&g->tasks);
+		bt_map_put(&r->groups, g->app_id, g);
+	}
+	TAILQ_INSERT_TAIL(&g->tasks, t, gentry);
+	g->n++;
+	t->group = g;
+}
+
+static void group_del(struct relay *r, struct relay_task *t)
+{
+	struct relay_group *g = t->group;
+
+	TAILQ_REMOVE(&g->tasks, t, gentry);
+	t->group = NULL;
+	if (--g->n == 0) {
+		bt_map_remove(&r->groups, g->app_id);
+		free(g->app_id);
+		free(g);
+	}
+}
+
+void relay_groups_release(struct relay *r)
+{
+	size_t i, n;
+	struct relay_group **gs = (struct relay_group **)bt_map_values(&r->groups, &n);
+
+	for (i = 0; i < n; i++) {
+		free(gs[i]->app_id);
+		free(gs[i]);
+	}
+	free(gs);
+	bt_map_release(&r->groups);
+}
+
 void relay_task_insert(struct relay *r, struct relay_task *t)
 {
 	size_t b;
@@ -154,7 +200,9 @@ void relay_task_insert(struct relay *r, struct relay_task *t)
 	r->task_hash[b] = t;
 	r->ntasks++;
 	TAILQ_INSERT_TAIL(&r->tasks, t, entry);
+	group_add(r, t);
 	count_task(r, t, 1);
+	relay_event_task_launched(r, t);        /* nobody listens while state loads */
 }
 
 void relay_task_remove(struct relay *r, struct relay_task *t)
@@ -163,6 +211,7 @@ void relay_task_remove(struct relay *r, struct relay_task *t)
 
 	count_task(r, t, -1);
 	TAILQ_REMOVE(&r->tasks, t, entry);
+	group_del(r, t);
 	pp = &r->task_hash[hash_id(t->id) & (r->task_hash_size - 1)];
 	while (*pp != NULL && *pp != t)
 		pp = &(*pp)->hnext;
@@ -171,22 +220,25 @@ void relay_task_remove(struct relay *r, struct relay_task *t)
 	r->ntasks--;
 }
 
-/* recount every app's counting tasks in one pass over the tasks */
+/* recount every app's counting tasks: one pass over each app's tasks */
 static void recount(struct relay *r)
 {
 	struct relay_app *app;
 	struct relay_task *t;
 
-	TAILQ_FOREACH(app, &r->apps, entry)
+	TAILQ_FOREACH(app, &r->apps, entry) {
 		app->active = 0;
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		if ((app = counted_in(r, t)) != NULL)
-			app->active++;
+		RELAY_APP_TASKS_FOREACH(t, r, app->id)
+			if (counts_for(t, app) && t->config_version != NULL &&
+			    strcmp(t->config_version, app->config_version) == 0)
+				app->active++;
+	}
 	r->counts_valid = true;
 }
 
 void relay_task_free(struct relay_task *t)
 {
+	relay_health_free(t);
 	free(t->id);
 	free(t->app_id);
 	free(t->instance_id);
@@ -242,7 +294,7 @@ void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged,
 	bool checks = json_array_size(json_object_get(app->def, "healthChecks")) > 0;
 
 	*staged = *running = *healthy = *unhealthy = 0;
-	TAILQ_FOREACH(t, &r->tasks, entry) {
+	RELAY_APP_TASKS_FOREACH(t, r, app->id) {
 		if (!counts_for(t, app))
 			continue;
 		if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
@@ -282,7 +334,7 @@ static void scale_down(struct relay *r, struct relay_app *app, int surplus)
 
 	while (surplus-- > 0) {
 		best = NULL;
-		TAILQ_FOREACH(t, &r->tasks, entry)
+		RELAY_APP_TASKS_FOREACH(t, r, app->id)
 			if (counts_for(t, app) && strcmp(t->config_version, app->config_version) == 0 &&
 			    (best == NULL || victim_cmp(t, best, app->kill_oldest) < 0))
 				best = t;
@@ -295,22 +347,28 @@ static void scale_down(struct relay *r, struct relay_app *app, int surplus)
 
 static void kill_outdated(struct relay *r)
 {
+	struct relay_group **gs;
 	struct relay_task *t;
 	struct relay_app *app;
+	size_t i, n;
 
-	TAILQ_FOREACH(t, &r->tasks, entry) {
-		if (t->goal != RELAY_GOAL_RUNNING || relay_task_terminal_state(t->state))
-			continue;
-		app = relay_app_find(r, t->app_id);
-		if (app == NULL) {
-			log_info("task '%s' belongs to no app", t->id);
-			relay_task_kill(r, t);
-		} else if (t->config_version == NULL ||
-		    strcmp(t->config_version, app->config_version) != 0) {
-			log_info("task '%s' runs an old config of app '%s'", t->id, app->id);
-			relay_task_kill(r, t);
+	gs = (struct relay_group **)bt_map_values(&r->groups, &n);
+	for (i = 0; i < n; i++) {
+		app = relay_app_find(r, gs[i]->app_id);
+		TAILQ_FOREACH(t, &gs[i]->tasks, gentry) {
+			if (t->goal != RELAY_GOAL_RUNNING || relay_task_terminal_state(t->state))
+				continue;
+			if (app == NULL) {
+				log_info("task '%s' belongs to no app", t->id);
+				relay_task_kill(r, t);
+			} else if (t->config_version == NULL ||
+			    strcmp(t->config_version, app->config_version) != 0) {
+				log_info("task '%s' runs an old config of app '%s'", t->id, app->id);
+				relay_task_kill(r, t);
+			}
 		}
 	}
+	free(gs);
 }
 
 static void revive_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -458,15 +516,22 @@ static void task_ended(struct relay *r, struct relay_task *t, const Mesos__V1__T
 
 static void acknowledge(struct relay *r, const Mesos__V1__TaskStatus *st, const char *agent_id)
 {
-	char *uuid;
+	Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
+	Mesos__V1__Scheduler__Call__Acknowledge ack = MESOS__V1__SCHEDULER__CALL__ACKNOWLEDGE__INIT;
+	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+	Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
 
 	if (!st->has_uuid || st->uuid.len == 0 || agent_id == NULL)
 		return;
-	uuid = bt_base64_encode(st->uuid.data, st->uuid.len);
-	relay_call(r, json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:s}}", "type", "ACKNOWLEDGE",
-	    "acknowledge", "agent_id", "value", agent_id, "task_id", "value", st->task_id->value,
-	    "uuid", uuid));
-	free(uuid);
+	aid.value = (char *)agent_id;
+	tid.value = st->task_id->value;
+	ack.agent_id = &aid;
+	ack.task_id = &tid;
+	ack.uuid = st->uuid;
+	call.type = MESOS__V1__SCHEDULER__CALL__TYPE__ACKNOWLEDGE;
+	call.has_type = true;
+	call.acknowledge = &ack;
+	relay_call_pb(r, &call);
 }
 
 static void note_status(struct relay_task *t, const Mesos__V1__TaskStatus *st)
@@ -479,10 +544,6 @@ static void note_status(struct relay_task *t, const Mesos__V1__TaskStatus *st)
 	}
 	if (st->state == MESOS__V1__TASK_STATE__TASK_RUNNING && t->started_at == 0)
 		t->started_at = st->has_timestamp && st->timestamp > 0 ? st->timestamp : bt_now();
-	if (st->has_healthy) {
-		t->healthy_known = true;
-		t->healthy = st->healthy;
-	}
 	if (cs != NULL && cs->n_network_infos > 0 && cs->network_infos[0]->n_ip_addresses > 0 &&
 	    cs->network_infos[0]->ip_addresses[0]->ip_address != NULL) {
 		free(t->ip);
@@ -512,6 +573,7 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 	t->confirmed = true;
 	agent_copy = xstrdup(agent ? agent : t->agent_id ? t->agent_id : "");
 	note_status(t, st);
+	relay_event_status_update(r, t, st);
 	if (relay_task_terminal_state(st->state)) {
 		task_ended(r, t, st);
 		relay_converge(r);
@@ -520,10 +582,12 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 		if (relay_task_terminal_state(t->state))
 			r->counts_valid = false;        /* a task thought ended counts again */
 		t->state = st->state;
-		if (changed)
+		/* STAGING to STARTING changes nothing a restarted relay needs: not written */
+		if (changed && st->state != MESOS__V1__TASK_STATE__TASK_STARTING)
 			relay_state_save_task(r, t);
 		if (t->goal == RELAY_GOAL_STOPPED && changed)
 			send_kill(r, t->id, t->agent_id);
+		relay_health_update(r, t, st);
 	}
 	acknowledge(r, st, agent_copy[0] ? agent_copy : NULL);
 	free(agent_copy);
@@ -615,6 +679,7 @@ static void expunge(struct relay *r, struct relay_task *t)
 	st.task_id = &tid;
 	st.state = MESOS__V1__TASK_STATE__TASK_LOST;
 	st.message = msg;
+	relay_event_status_update(r, t, &st);
 	task_ended(r, t, &st);
 	free(msg);
 }

@@ -119,14 +119,6 @@ class BenchCluster(harness.Cluster):
 
     log_level = "info"
 
-    def _proc(self, name, binary, args, port, url, env=None):
-        work_dir = os.path.join(self.dir, name)
-        args = list(args) + [f"--work_dir={work_dir}", f"--log_level={self.log_level}"]
-        p = harness.Proc(name, os.path.join(harness.BUILD, binary), args, port, work_dir,
-                         os.path.join(self.dir, name + ".log"), url, env)
-        self.procs.append(p)
-        return p
-
 
 class Ctx:
     """What run.py hands to a benchmark module's run(ctx)."""

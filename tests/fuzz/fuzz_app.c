@@ -12,6 +12,7 @@
  */
 #include "../../framework/relay/apps.c"
 #include "../../framework/relay/appset.c"
+#include "../../framework/relay/container.c"
 
 #include <stdio.h>
 
@@ -38,6 +39,7 @@ static void free_relay(struct relay *r)
 
 	while ((app = TAILQ_FIRST(&r->apps)) != NULL)
 		relay_app_remove(r, app);
+	bt_map_release(&r->app_index);
 	free(r);
 }
 

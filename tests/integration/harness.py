@@ -169,6 +169,8 @@ class Proc:
 class Cluster:
     """A master, agents and relays on loopback inside one temporary directory."""
 
+    log_level = "debug"         # every daemon's --log_level
+
     def __init__(self, tmpdir):
         self.dir = str(tmpdir)
         self.master = None
@@ -177,10 +179,10 @@ class Cluster:
         self.procs = []
 
     # -- starting daemons ---------------------------------------------------
-    def _proc(self, name, binary, args, port, url, env=None):
+    def _proc(self, name, binary, args, port, url, env=None, build=None):
         work_dir = os.path.join(self.dir, name)
-        args = list(args) + [f"--work_dir={work_dir}", "--log_level=debug"]
-        p = Proc(name, os.path.join(BUILD, binary), args, port, work_dir,
+        args = list(args) + [f"--work_dir={work_dir}", f"--log_level={self.log_level}"]
+        p = Proc(name, os.path.join(build or BUILD, binary), args, port, work_dir,
                  os.path.join(self.dir, name + ".log"), url, env)
         self.procs.append(p)
         return p
@@ -195,18 +197,22 @@ class Cluster:
         return p
 
     def start_agent(self, *flags, resources="cpus:2;mem:1024;disk:1024;ports(*):[31000-31099]",
-                    ip="127.0.0.1", port=None, name=None, wait_registered=True, env=None):
+                    ip="127.0.0.1", port=None, name=None, wait_registered=True, env=None,
+                    build=None, timeout=20):
+        """build: another build folder for this agent's binary (e.g. build-ppc64le,
+        with env={"QEMU_LD_PREFIX": ...}); timeout bounds its start and registration."""
         assert self.master is not None, "start the master first"
         port = port or free_port()
         name = name or f"agent{len(self.agents) + 1}"
         args = [f"--ip={ip}", f"--port={port}", f"--master=127.0.0.1:{self.master.port}"]
         if resources is not None:
             args.append(f"--resources={resources}")
-        p = self._proc(name, "butte-agent", args + list(flags), port, f"http://{ip}:{port}", env)
+        p = self._proc(name, "butte-agent", args + list(flags), port, f"http://{ip}:{port}", env,
+                       build)
         self.agents.append(p)
-        p.wait_healthy()
+        p.wait_healthy(timeout=timeout)
         if wait_registered:
-            self.wait_agent_registered(p)
+            self.wait_agent_registered(p, timeout=timeout)
         return p
 
     def wait_agent_registered(self, agent, timeout=20):

@@ -9,6 +9,7 @@
 
 #include "../../framework/relay/apps.c"
 #include "../../framework/relay/appset.c"
+#include "../../framework/relay/container.c"
 
 static struct relay *new_relay(void)
 {
@@ -28,6 +29,7 @@ static void free_relay(struct relay *r)
 
 	while ((app = TAILQ_FIRST(&r->apps)) != NULL)
 		relay_app_remove(r, app);
+	bt_map_release(&r->app_index);
 	free(r);
 }
 

@@ -1,11 +1,9 @@
 /*
- * map.c -- a string-keyed hash table of pointers for the master's tables.
- *
- * Separate chaining with FNV-1a hashes; the bucket array doubles when the
- * table holds more entries than buckets, so lookups stay O(1) for tens of
- * thousands of agents and tasks. Keys are copied; values are not owned.
+ * map.c -- a string-keyed hash table of pointers (see map.h).
  */
-#include "master.h"
+#include "map.h"
+
+#include <stdint.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,17 +21,17 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-void master_map_init(struct master_map *m)
+void bt_map_init(struct bt_map *m)
 {
 	m->nbuckets = 16;
 	m->buckets = xcalloc(m->nbuckets, sizeof *m->buckets);
 	m->n = 0;
 }
 
-void master_map_release(struct master_map *m)
+void bt_map_release(struct bt_map *m)
 {
 	for (size_t i = 0; i < m->nbuckets; i++) {
-		struct master_map_entry *e = m->buckets[i], *next;
+		struct bt_map_entry *e = m->buckets[i], *next;
 		for (; e != NULL; e = next) {
 			next = e->next;
 			free(e->key);
@@ -45,13 +43,13 @@ void master_map_release(struct master_map *m)
 	m->nbuckets = m->n = 0;
 }
 
-static void grow(struct master_map *m)
+static void grow(struct bt_map *m)
 {
 	size_t nb = m->nbuckets * 2;
-	struct master_map_entry **b = xcalloc(nb, sizeof *b);
+	struct bt_map_entry **b = xcalloc(nb, sizeof *b);
 
 	for (size_t i = 0; i < m->nbuckets; i++) {
-		struct master_map_entry *e = m->buckets[i], *next;
+		struct bt_map_entry *e = m->buckets[i], *next;
 		for (; e != NULL; e = next) {
 			next = e->next;
 			size_t j = hash(e->key) & (nb - 1);
@@ -64,9 +62,9 @@ static void grow(struct master_map *m)
 	m->nbuckets = nb;
 }
 
-void *master_map_get(const struct master_map *m, const char *key)
+void *bt_map_get(const struct bt_map *m, const char *key)
 {
-	struct master_map_entry *e;
+	struct bt_map_entry *e;
 
 	if (key == NULL || m->nbuckets == 0)
 		return NULL;
@@ -77,11 +75,14 @@ void *master_map_get(const struct master_map *m, const char *key)
 	return NULL;
 }
 
-void master_map_put(struct master_map *m, const char *key, void *value)
+void bt_map_put(struct bt_map *m, const char *key, void *value)
 {
-	size_t i = hash(key) & (m->nbuckets - 1);
-	struct master_map_entry *e;
+	struct bt_map_entry *e;
+	size_t i;
 
+	if (m->nbuckets == 0)
+		bt_map_init(m);
+	i = hash(key) & (m->nbuckets - 1);
 	for (e = m->buckets[i]; e != NULL; e = e->next) {
 		if (strcmp(e->key, key) == 0) {
 			e->value = value;
@@ -97,9 +98,9 @@ void master_map_put(struct master_map *m, const char *key, void *value)
 		grow(m);
 }
 
-void *master_map_remove(struct master_map *m, const char *key)
+void *bt_map_remove(struct bt_map *m, const char *key)
 {
-	struct master_map_entry **pp, *e;
+	struct bt_map_entry **pp, *e;
 	void *value;
 
 	if (key == NULL || m->nbuckets == 0)
@@ -118,13 +119,13 @@ void *master_map_remove(struct master_map *m, const char *key)
 	return NULL;
 }
 
-void **master_map_values(const struct master_map *m, size_t *n)
+void **bt_map_values(const struct bt_map *m, size_t *n)
 {
 	void **v = xcalloc(m->n + 1, sizeof *v);
 	size_t k = 0;
 
 	for (size_t i = 0; i < m->nbuckets; i++) {
-		for (struct master_map_entry *e = m->buckets[i]; e != NULL; e = e->next)
+		for (struct bt_map_entry *e = m->buckets[i]; e != NULL; e = e->next)
 			v[k++] = e->value;
 	}
 	*n = k;

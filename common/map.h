@@ -1,0 +1,36 @@
+/*
+ * map.h -- a string-keyed hash table of pointers.
+ *
+ * Separate chaining with FNV-1a hashes; the bucket array doubles when the
+ * table holds more entries than buckets, so lookups stay O(1) for tens of
+ * thousands of agents, tasks and apps. Keys are copied; values are not owned.
+ */
+#ifndef BT_MAP_H
+#define BT_MAP_H
+
+#include <stddef.h>
+
+struct bt_map_entry {
+	char *key;
+	void *value;
+	struct bt_map_entry *next;
+};
+
+struct bt_map {
+	struct bt_map_entry **buckets;
+	size_t nbuckets, n;
+};
+
+/* a zeroed map is an empty one too: put initialises it */
+void bt_map_init(struct bt_map *m);
+/* frees the keys and entries, not the values */
+void bt_map_release(struct bt_map *m);
+void *bt_map_get(const struct bt_map *m, const char *key);
+/* insert or replace */
+void bt_map_put(struct bt_map *m, const char *key, void *value);
+/* the removed value, or NULL */
+void *bt_map_remove(struct bt_map *m, const char *key);
+/* a heap array of the values (unspecified order); caller frees the array */
+void **bt_map_values(const struct bt_map *m, size_t *n);
+
+#endif
