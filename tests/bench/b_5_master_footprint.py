@@ -175,8 +175,11 @@ def run(ctx):
     per_agent = (rss1 - rss0) * 1024.0 / nagents
     per_task = (rss2 - rss1) * 1024.0 / launched
     scale = "%s agents, %s tasks" % ("{:,}".format(nagents), "{:,}".format(launched))
-    note = ("VmRSS %d KiB idle, %d KiB with the agents, %d KiB with the tasks (%s)"
-            % (rss0, rss1, rss2, scale))
+    note = ("VmRSS %d KiB idle, %d KiB with the agents, %d KiB with the tasks (%s). "
+            "Where the bytes go is not broken down yet: each agent holds an open HTTP "
+            "stream (libevent connection, bufferevent and its buffers), its AgentInfo and "
+            "resource tables; each task a full TaskInfo and its latest TaskStatus as "
+            "protobuf copies." % (rss0, rss1, rss2, scale))
     return [
         {"name": "master RSS idle", "value": rss0 / 1024.0, "unit": "MiB",
          "anchor": "", "target": "", "met": None, "note": "no agent, no framework"},
