@@ -147,6 +147,9 @@ void agent_exit_loop(struct agent *a);
 /* detect.c -- resources and attributes the operator did not give */
 int agent_detect_resources(struct bt_resources *r, const char *work_dir, char **cause);
 const char *agent_detect_arch(void);
+const char *agent_arch_from_engine(const char *arch, const char *variant);
+char *agent_image_arch_problem(const struct agent *a, const char *image, const char *earch,
+    const char *variant);
 int agent_setup_resources(struct agent *a, char **cause);
 
 /* master_link.c -- the subscription and calls to the master */

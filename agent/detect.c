@@ -6,7 +6,10 @@
  * mem as total - 1 GiB (or half when the machine has less than 2 GiB),
  * disk as the size of the filesystem holding work_dir - 5 GiB (or half
  * below 10 GiB), and ports [31000-32000]. The "arch" attribute comes from
- * uname(2) unless --attributes already names one.
+ * uname(2) unless --attributes already names one. agent_arch_from_engine()
+ * maps the Docker engine's names of an image's architecture (GOARCH, plus
+ * the variant for arm) onto these names, so that an image can be compared
+ * with the agent's "arch".
  */
 #include "agent.h"
 #include "log.h"
@@ -117,6 +120,70 @@ const char *agent_detect_arch(void)
 			return map[i][1];
 	}
 	return u.machine;
+}
+
+/* the engine's "amd64", "arm64", "arm"+"v7" as uname names them; NULL for "" */
+const char *agent_arch_from_engine(const char *arch, const char *variant)
+{
+	static const char *const map[][2] = {
+		{ "amd64", "x86_64" },
+		{ "x86_64", "x86_64" },
+		{ "arm64", "aarch64" },
+		{ "aarch64", "aarch64" },
+		{ "ppc64le", "ppc64le" },
+		{ "ppc64", "ppc64" },
+		{ "386", "i686" },
+		{ "s390x", "s390x" },
+		{ "riscv64", "riscv64" },
+		{ "mips64le", "mips64" },
+		{ "loong64", "loongarch64" },
+	};
+	size_t i;
+
+	if (arch == NULL || *arch == '\0')
+		return NULL;
+	if (strcmp(arch, "arm") == 0) {
+		if (variant != NULL && strcmp(variant, "v6") == 0)
+			return "armv6l";
+		if (variant != NULL && strcmp(variant, "v8") == 0)
+			return "armv8l";
+		return "armv7l";
+	}
+	for (i = 0; i < sizeof map / sizeof map[0]; i++) {
+		if (strcmp(arch, map[i][0]) == 0)
+			return map[i][1];
+	}
+	return arch;
+}
+
+/*
+ * NULL when an image of the engine's architecture may run on this agent,
+ * else why not: "image 'X' is built for ppc64le but this agent is x86_64
+ * (engine architecture 'ppc64le')"; an image without one may run
+ */
+char *agent_image_arch_problem(const struct agent *a, const char *image, const char *earch,
+    const char *variant)
+{
+	const struct bt_attribute *own = bt_attributes_find(&a->attributes, "arch");
+	const char *arch = agent_arch_from_engine(earch, variant);
+	const char *alias;
+	char *mine, *msg = NULL;
+
+	if (arch == NULL || own == NULL)
+		return NULL;
+	mine = bt_attribute_value_string(own);
+	alias = agent_arch_from_engine(mine, NULL);
+	if (strcmp(arch, mine) == 0 || (alias != NULL && strcmp(alias, arch) == 0))
+		goto out;
+	if (variant != NULL && *variant != '\0')
+		msg = xasprintf("image '%s' is built for %s but this agent is %s "
+		    "(engine architecture '%s', variant '%s')", image, arch, mine, earch, variant);
+	else
+		msg = xasprintf("image '%s' is built for %s but this agent is %s "
+		    "(engine architecture '%s')", image, arch, mine, earch);
+out:
+	free(mine);
+	return msg;
 }
 
 /* parse --resources and --attributes, then fill in what they leave out */

@@ -8,7 +8,13 @@
  *   image          GET /images/{image}/json; 404 or forcePullImage: pull
  *                  (POST /images/create, the JSON progress stream is read as
  *                  it comes; an "error" in it or a 4xx/5xx fails the task
- *                  with Docker's message)
+ *                  with Docker's message), then inspect it again. An image
+ *                  whose "Architecture" (with "Variant") is not the agent's
+ *                  "arch" attribute fails the task at once with
+ *                  CONTAINER_LAUNCH_FAILED and "image 'X' is built for
+ *                  ppc64le but this agent is x86_64 (engine architecture
+ *                  'ppc64le')"; relay reads that shape to place the app
+ *                  (docs/docker.md). An image without an architecture runs.
  *   create         POST /containers/create?name=mesos-<container id>
  *                  (docker_spec.c builds the body)
  *   start          POST /containers/{name}/start; then the container's logs
@@ -505,11 +511,38 @@ static int pull_data_cb(const void *data, size_t len, void *arg)
 	return 0;
 }
 
+/* 0 when the inspected image may run here; otherwise fails the task, -1 */
+static int check_arch(struct agent_docker_task *dt, json_t *inspect)
+{
+	char *msg = agent_image_arch_problem(dt->task->agent,
+	    dt->task->info->container->docker->image,
+	    json_string_value(json_object_get(inspect, "Architecture")),
+	    json_string_value(json_object_get(inspect, "Variant")));
+
+	if (msg == NULL)
+		return 0;
+	log_warn("task '%s': %s", dt->task->task_id, msg);
+	fail(dt, msg, REASON(CONTAINER_LAUNCH_FAILED));
+	free(msg);
+	return -1;
+}
+
+/* the image again after a pull: its architecture decides */
+static void pulled_cb(int status, json_t *body, const char *raw, const char *error, void *arg)
+{
+	struct agent_docker_task *dt = arg;
+
+	dt->call = NULL;
+	if (status == 200 && check_arch(dt, body) != 0)
+		return;
+	create(dt);
+}
+
 static void pull_cb(int status, json_t *body, const char *raw, const char *error, void *arg)
 {
 	struct agent_docker_task *dt = arg;
 	const char *image = dt->task->info->container->docker->image;
-	char *msg;
+	char *msg, *esc, *path;
 
 	dt->call = NULL;
 	if (dt->line_len > 0)
@@ -525,7 +558,12 @@ static void pull_cb(int status, json_t *body, const char *raw, const char *error
 		return;
 	}
 	log_info("pulled image '%s' for task '%s'", image, dt->task->task_id);
-	create(dt);
+	esc = docker_escape(image, "/:@");
+	path = xasprintf("/images/%s/json", esc);
+	dt->call = docker_request(engine(dt), "GET", path, NULL, STEP_TIMEOUT, NULL, pulled_cb,
+	    dt);
+	free(path);
+	free(esc);
 }
 
 static void pull(struct agent_docker_task *dt)
@@ -555,7 +593,8 @@ static void image_cb(int status, json_t *body, const char *raw, const char *erro
 
 	dt->call = NULL;
 	if (status == 200) {
-		create(dt);
+		if (check_arch(dt, body) == 0)
+			create(dt);
 		return;
 	}
 	if (status == 404) {

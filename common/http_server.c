@@ -390,12 +390,19 @@ void bt_http_server_fallback(struct bt_http_server *s, bt_http_handler_cb cb, vo
 	s->fallback_arg = arg;
 }
 
-void bt_http_reply(struct evhttp_request *req, int code, const char *content_type,
-    const void *body, size_t len)
+static void free_body_cb(const void *data, size_t len, void *arg)
+{
+	free(arg);
+}
+
+/* the headers of a reply and, unless there is no body to send, its body */
+static void reply(struct evhttp_request *req, int code, const char *content_type,
+    const void *body, size_t len, bool take)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	int has_body = code != 204 && code != 304 && (code < 100 || code >= 200);
+	bool sent = false;
 	char n[32];
 
 	if (content_type != NULL && has_body) {
@@ -406,10 +413,29 @@ void bt_http_reply(struct evhttp_request *req, int code, const char *content_typ
 	if (has_body) {
 		snprintf(n, sizeof n, "%zu", len);
 		evhttp_add_header(h, "Content-Length", n);
-		if (len > 0 && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
-			evbuffer_add(out, body, len);
+		if (len > 0 && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+			if (take)
+				sent = evbuffer_add_reference(out, body, len, free_body_cb,
+				    (void *)body) == 0;
+			else
+				evbuffer_add(out, body, len);
+		}
 	}
+	if (take && !sent)
+		free((void *)body);
 	evhttp_send_reply(req, code, reason_phrase(code), NULL);
+}
+
+void bt_http_reply(struct evhttp_request *req, int code, const char *content_type,
+    const void *body, size_t len)
+{
+	reply(req, code, content_type, body, len, false);
+}
+
+void bt_http_reply_take(struct evhttp_request *req, int code, const char *content_type,
+    char *body, size_t len)
+{
+	reply(req, code, content_type, body, len, true);
 }
 
 void bt_http_reply_json(struct evhttp_request *req, int code, json_t *body)

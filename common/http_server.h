@@ -47,6 +47,9 @@ void bt_http_server_fallback(struct bt_http_server *s, bt_http_handler_cb cb, vo
 /* replies; each ends the request */
 void bt_http_reply(struct evhttp_request *req, int code, const char *content_type,
     const void *body, size_t len);
+/* the same, handing over a heap body: it is sent without a copy and freed after */
+void bt_http_reply_take(struct evhttp_request *req, int code, const char *content_type,
+    char *body, size_t len);
 /* takes ownership of body (NULL sends an empty body) */
 void bt_http_reply_json(struct evhttp_request *req, int code, json_t *body);
 /* {"message": "<formatted>"} with the status's reason phrase */

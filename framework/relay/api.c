@@ -32,8 +32,7 @@ void relay_api_reply(struct evhttp_request *req, int code, json_t *body)
 	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 
 	bt_http_add_header(req, "X-Marathon-Leader", leader);
-	bt_http_reply(req, code, "application/json", text, strlen(text));
-	free(text);
+	bt_http_reply_take(req, code, "application/json", text, strlen(text));
 	free(leader);
 	json_decref(body);
 }

@@ -55,7 +55,8 @@ json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool with_s
 
 json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure)
 {
-	json_t *j = json_deep_copy(app->def), *deps = json_array(), *list;
+	/* a shallow copy: only top-level members are added, def stays as it is */
+	json_t *j = json_copy(app->def), *deps = json_array(), *list;
 	struct relay_deployment *d;
 	struct relay_task *t;
 	int staged, running, healthy, unhealthy;

@@ -166,6 +166,8 @@ void relay_app_free(struct relay_app *app)
 		free(app->relaunch[i].instance_id);
 	free(app->relaunch);
 	json_decref(app->last_failure);
+	free(app->image_arch);
+	free(app->image_arch_config);
 	free(app->host_ports);
 	relay_offer_stats_free(app->offer_stats);
 	json_decref(app->def);

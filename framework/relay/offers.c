@@ -425,8 +425,8 @@ static unsigned reject_reasons(struct relay *r, const struct relay_app *app,
 
 	if (a->role == NULL && o->n_resources > 0)
 		why |= 1u << RELAY_REJECT_ROLE;
-	if (json_array_size(json_object_get(app->def, "constraints")) > 0 &&
-	    !relay_placement_ok(r, app, o))
+	if ((json_array_size(json_object_get(app->def, "constraints")) > 0 ||
+	    relay_placement_has_image_arch(app)) && !relay_placement_ok(r, app, o))
 		why |= 1u << RELAY_REJECT_CONSTRAINT;
 	if (app->cpus > a->cpus + 1e-9)
 		why |= 1u << RELAY_REJECT_CPUS;

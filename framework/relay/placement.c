@@ -6,7 +6,10 @@
  * the offered agent's: "hostname"/"@hostname", "@region", "@zone" or any
  * attribute name. The operators are Marathon's: UNIQUE, CLUSTER, GROUP_BY,
  * LIKE, UNLIKE (full-match regular expressions), MAX_PER and IS; an agent
- * without the attribute satisfies only UNLIKE. Health checks of an app
+ * without the attribute satisfies only UNLIKE. When an agent refused a
+ * Docker image of another architecture ("image 'X' is built for ppc64le but
+ * this agent is x86_64 ..."), the app's current config gets an implicit
+ * ["arch", "LIKE", "ppc64le"], kept in memory. Health checks of an app
  * become the TaskInfo's HealthCheck, run next to the task by the agent.
  */
 #include "relay.h"
@@ -154,11 +157,46 @@ static bool one_constraint(struct relay *r, const struct relay_app *app, const j
 	return false;
 }
 
+bool relay_placement_has_image_arch(const struct relay_app *app)
+{
+	return app->image_arch != NULL && app->image_arch_config != NULL &&
+	    strcmp(app->image_arch_config, app->config_version) == 0;
+}
+
+bool relay_placement_learn_failure(struct relay_app *app, const char *message)
+{
+	static const char marker[] = " is built for ";
+	const char *p, *end;
+
+	if (message == NULL || strncmp(message, "image '", 7) != 0 ||
+	    (p = strstr(message, marker)) == NULL ||
+	    strstr(p, " but this agent is ") == NULL)
+		return false;
+	p += sizeof marker - 1;
+	end = strchr(p, ' ');
+	if (end == NULL || end == p)
+		return false;
+	if (!relay_placement_has_image_arch(app) || strlen(app->image_arch) != (size_t)(end - p) ||
+	    strncmp(app->image_arch, p, (size_t)(end - p)) != 0)
+		log_info("app '%s': its image is built for %.*s; placing it on agents of that arch only",
+		    app->id, (int)(end - p), p);
+	free(app->image_arch);
+	free(app->image_arch_config);
+	app->image_arch = xstrndup(p, (size_t)(end - p));
+	app->image_arch_config = xstrdup(app->config_version);
+	return true;
+}
+
 bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Mesos__V1__Offer *o)
 {
 	json_t *c;
 	size_t i;
 
+	if (relay_placement_has_image_arch(app)) {
+		const char *arch = bt_json_string(json_object_get(agents, o->agent_id->value), "arch");
+		if (arch == NULL || strcmp(arch, app->image_arch) != 0)
+			return false;
+	}
 	json_array_foreach(json_object_get(app->def, "constraints"), i, c)
 		if (!one_constraint(r, app, c, o))
 			return false;

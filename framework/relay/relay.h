@@ -103,6 +103,9 @@ struct relay_app {
 	double since;                   /* when the app started waiting for instances */
 	int active;                     /* counting tasks of the current config (tasks.c cache) */
 	struct relay_offer_stats *offer_stats;  /* why offers went unused (container.c), or NULL */
+	/* the image's architecture an agent reported, for one config (placement.c), or NULL */
+	char *image_arch;
+	char *image_arch_config;        /* the config_version it was learned for */
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
@@ -278,6 +281,10 @@ void relay_health_free(struct relay_task *t);
 void relay_placement_note_offer(const Mesos__V1__Offer *o);
 void relay_placement_release(void);
 bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Mesos__V1__Offer *o);
+/* an implicit ["arch", "LIKE", <image arch>] holds for the app's current config */
+bool relay_placement_has_image_arch(const struct relay_app *app);
+/* learn the image's arch from an agent's "is built for <arch>" failure; true if it was one */
+bool relay_placement_learn_failure(struct relay_app *app, const char *message);
 json_t *relay_health_check(const struct relay_app *app, const uint64_t *ports, size_t nports);
 
 /* container.c -- the container block, ports of tasks, offer statistics for /v2/queue */

@@ -501,9 +501,12 @@ static void task_ended(struct relay *r, struct relay_task *t, const Mesos__V1__T
 	log_info("task '%s' ended: %s%s%s", t->id, relay_task_state_name(st->state),
 	    st->message ? ": " : "", st->message ? st->message : "");
 	if (app != NULL && t->goal == RELAY_GOAL_RUNNING) {
-		if (is_failure_state(st->state))
+		bool wrong_arch = false;
+		if (is_failure_state(st->state)) {
 			record_failure(app, t, st);
-		if (is_backoff_state(st->state))
+			wrong_arch = relay_placement_learn_failure(app, st->message);
+		}
+		if (is_backoff_state(st->state) && !wrong_arch)
 			apply_backoff(app);
 		if (t->config_version != NULL && strcmp(t->config_version, app->config_version) == 0)
 			push_relaunch(app, t);
