@@ -182,6 +182,9 @@ void agent_update_health(struct agent_task *t, bool healthy, const char *message
 int agent_containerizer_init(struct agent *a);
 void agent_containerizer_release(struct agent *a);
 void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch);
+/* a task in TASK_STAGING with its ids, copies of info and fw, and the names of its dirs */
+struct agent_task *agent_task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
+    const Mesos__V1__TaskInfo *info);
 void agent_kill(struct agent *a, const char *framework_id, const char *task_id,
     Mesos__V1__KillPolicy *policy);
 void agent_kill_task(struct agent_task *t, double grace);

@@ -385,7 +385,7 @@ static void make_dirs(struct agent_task *t, char **cause)
 	free(runs);
 }
 
-static struct agent_task *task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
+struct agent_task *agent_task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
     const Mesos__V1__TaskInfo *info)
 {
 	struct agent_task *t = xcalloc(1, sizeof *t);
@@ -476,7 +476,7 @@ static void launch_one(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 		    info->task_id->value, fw->id->value);
 		return;
 	}
-	t = task_new(a, fw, info);
+	t = agent_task_new(a, fw, info);
 	TAILQ_INSERT_TAIL(&a->tasks, t, entry);
 	make_dirs(t, &cause);
 	if (cause != NULL) {

@@ -96,20 +96,8 @@ static void sim_task_start(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 		    info->task_id->value, fw->id->value);
 		return;
 	}
-	t = xcalloc(1, sizeof *t);
-	t->agent = a;
-	t->exec_fd = -1;
-	t->pidfd = -1;
-	t->container_id = bt_uuid_new();
-	t->framework_id = xstrdup(fw->id->value);
-	t->task_id = xstrdup(info->task_id->value);
-	t->info = (void *)bt_pb_copy(&info->base);
-	t->framework = (void *)bt_pb_copy(&fw->base);
-	t->state = MESOS__V1__TASK_STATE__TASK_STAGING;
-	t->launched = bt_now();
-	t->kill_grace = a->kill_grace;
-	t->sandbox = xstrdup("");
-	t->run_dir = xstrdup("");
+	/* its sandbox and run dir are only names: nothing is created or checkpointed */
+	t = agent_task_new(a, fw, info);
 	TAILQ_INSERT_TAIL(&a->tasks, t, entry);
 	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_STARTING, NULL, -1);
 	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_RUNNING, NULL, -1);

@@ -520,21 +520,33 @@ static struct plan *take_plan(struct relay *r, const struct relay_deployment *d)
 	return p;
 }
 
-void relay_event_deployment_done(struct relay *r, const struct relay_deployment *d)
+/*
+ * The plan of a deployment that ends, taken from the bus (the caller frees
+ * it), or NULL when nobody wants deployment events (a kept plan is dropped).
+ */
+static struct plan *deployment_plan(struct relay *r, const struct relay_deployment *d)
 {
 	struct plan *p;
-	json_t *ev;
 
 	if (r->events == NULL)
-		return;
+		return NULL;
 	if (!wants(r, DEPLOYMENT_BITS)) {
 		if ((p = plan_find(r->events, d->id)) != NULL) {
 			TAILQ_REMOVE(&r->events->plans, p, entry);
 			plan_free(p);
 		}
-		return;
+		return NULL;
 	}
-	p = take_plan(r, d);
+	return take_plan(r, d);
+}
+
+void relay_event_deployment_done(struct relay *r, const struct relay_deployment *d)
+{
+	struct plan *p;
+	json_t *ev;
+
+	if ((p = deployment_plan(r, d)) == NULL)
+		return;
 	step_event(r->events, ET_DEPLOYMENT_STEP_SUCCESS, p, json_array_size(p->steps) - 1);
 	if (wants(r, BIT(ET_DEPLOYMENT_SUCCESS))) {
 		ev = new_event(ET_DEPLOYMENT_SUCCESS);
@@ -551,16 +563,8 @@ void relay_event_deployment_failed(struct relay *r, const struct relay_deploymen
 	struct plan *p;
 	json_t *ev;
 
-	if (r->events == NULL)
+	if ((p = deployment_plan(r, d)) == NULL)
 		return;
-	if (!wants(r, DEPLOYMENT_BITS)) {
-		if ((p = plan_find(r->events, d->id)) != NULL) {
-			TAILQ_REMOVE(&r->events->plans, p, entry);
-			plan_free(p);
-		}
-		return;
-	}
-	p = take_plan(r, d);
 	if (wants(r, BIT(ET_DEPLOYMENT_FAILED))) {
 		ev = new_event(ET_DEPLOYMENT_FAILED);
 		json_object_set_new(ev, "id", json_string(p->id));

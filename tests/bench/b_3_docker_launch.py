@@ -114,17 +114,7 @@ class DockerLauncher(MasterLauncher):
             "Content-Type": "application/json", "Mesos-Stream-Id": self.stream_id})
         if r.status_code != 202:
             raise AssertionError(f"ACCEPT: {r.status_code} {r.text[:300]}")
-        with self.cv:
-            ok = self.cv.wait_for(lambda: all(t in self.running or t in self.ended for t in ids),
-                                  timeout=max(0.1, deadline - time.monotonic()))
-            last = max((self.running[t] for t in ids if t in self.running), default=None)
-            failed = [t for t in ids if t not in self.running]
-        for t in ids:
-            self.call("KILL", {"task_id": {"value": t}})
-        if not ok or failed or last is None:
-            why = sorted({self.ended.get(t, "no update") for t in failed})[:3]
-            raise AssertionError(f"{len(failed)} of {n} containers never RUNNING: {why}")
-        return last - t0
+        return self.await_running(ids, t0, deadline, "containers")
 
 
 def unavailable(n, why):

@@ -272,6 +272,10 @@ class MasterLauncher:
                                 "Mesos-Stream-Id": self.stream_id})
             if r.status_code != 202:
                 raise AssertionError(f"ACCEPT: {r.status_code} {r.text[:300]}")
+        return self.await_running(ids, t0, deadline, "tasks")
+
+    def await_running(self, ids, t0, deadline, what):
+        """Seconds from t0 to the last of ids RUNNING; then every one is killed."""
         with self.cv:
             ok = self.cv.wait_for(lambda: all(t in self.running or t in self.ended for t in ids),
                                   timeout=max(0.1, deadline - time.monotonic()))
@@ -281,7 +285,7 @@ class MasterLauncher:
             self.call("KILL", {"task_id": {"value": t}})
         if not ok or failed or last is None:
             why = sorted({self.ended.get(t, "no update") for t in failed})[:3]
-            raise AssertionError(f"{len(failed)} of {n} tasks never RUNNING: {why}")
+            raise AssertionError(f"{len(failed)} of {len(ids)} {what} never RUNNING: {why}")
         return last - t0
 
     def close(self):
