@@ -21,11 +21,23 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-void bt_map_init(struct bt_map *m)
+static void buckets_init(struct bt_map *m)
 {
 	m->nbuckets = 16;
 	m->buckets = xcalloc(m->nbuckets, sizeof *m->buckets);
 	m->n = 0;
+}
+
+void bt_map_init(struct bt_map *m)
+{
+	m->borrow_keys = false;
+	buckets_init(m);
+}
+
+void bt_map_init_borrowed(struct bt_map *m)
+{
+	m->borrow_keys = true;
+	buckets_init(m);
 }
 
 void bt_map_release(struct bt_map *m)
@@ -34,7 +46,8 @@ void bt_map_release(struct bt_map *m)
 		struct bt_map_entry *e = m->buckets[i], *next;
 		for (; e != NULL; e = next) {
 			next = e->next;
-			free(e->key);
+			if (!m->borrow_keys)
+				free(e->key);
 			free(e);
 		}
 	}
@@ -81,16 +94,18 @@ void bt_map_put(struct bt_map *m, const char *key, void *value)
 	size_t i;
 
 	if (m->nbuckets == 0)
-		bt_map_init(m);
+		buckets_init(m);
 	i = hash(key) & (m->nbuckets - 1);
 	for (e = m->buckets[i]; e != NULL; e = e->next) {
 		if (strcmp(e->key, key) == 0) {
+			if (m->borrow_keys)
+				e->key = (char *)key;
 			e->value = value;
 			return;
 		}
 	}
 	e = xmalloc(sizeof *e);
-	e->key = xstrdup(key);
+	e->key = m->borrow_keys ? (char *)key : xstrdup(key);
 	e->value = value;
 	e->next = m->buckets[i];
 	m->buckets[i] = e;
@@ -111,7 +126,8 @@ void *bt_map_remove(struct bt_map *m, const char *key)
 			continue;
 		*pp = e->next;
 		value = e->value;
-		free(e->key);
+		if (!m->borrow_keys)
+			free(e->key);
 		free(e);
 		m->n--;
 		return value;

@@ -8,6 +8,7 @@
 #ifndef BT_MAP_H
 #define BT_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct bt_map_entry {
@@ -19,10 +20,17 @@ struct bt_map_entry {
 struct bt_map {
 	struct bt_map_entry **buckets;
 	size_t nbuckets, n;
+	bool borrow_keys;               /* keys are the caller's (bt_map_init_borrowed) */
 };
 
 /* a zeroed map is an empty one too: put initialises it */
 void bt_map_init(struct bt_map *m);
+/*
+ * A map that keeps the caller's key pointers instead of copies: each key
+ * must stay valid and unchanged until its entry is removed or replaced
+ * (e.g. the id stored in the value itself).
+ */
+void bt_map_init_borrowed(struct bt_map *m);
 /* frees the keys and entries, not the values */
 void bt_map_release(struct bt_map *m);
 void *bt_map_get(const struct bt_map *m, const char *key);

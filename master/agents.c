@@ -4,13 +4,15 @@
  * POST /api/v1/agent takes protobuf AgentCalls. SUBSCRIBE admits or
  * re-admits an agent (assigning "<masterId>-S<n>" to a new one), rebuilds
  * its tasks from the report, and keeps the response open as a RecordIO
- * stream of AgentEvents. UPDATE and HEARTBEAT come on separate requests
- * with the stream id. A per-agent ping timer sends HEARTBEAT every
- * --agent_ping_timeout and counts the periods in which the agent sent
- * nothing; after --max_agent_ping_timeouts of them the agent is
- * unreachable. A closed stream only disconnects the agent: its offers are
- * rescinded and it is offered no more, but its tasks stay until the pings
- * run out.
+ * stream of AgentEvents on the bare socket (stream.c). UPDATE and
+ * HEARTBEAT come on separate requests with the stream id. Every
+ * --agent_ping_timeout the master sends an agent HEARTBEAT and counts the
+ * periods in which the agent sent nothing; after --max_agent_ping_timeouts
+ * of them the agent is unreachable. All agents share one ping timer: the
+ * period is the same for all, so a queue in order of subscription is also
+ * in order of the next ping, and the timer fires at its head. A closed
+ * stream only disconnects the agent: its offers are rescinded and it is
+ * offered no more, but its tasks stay until the pings run out.
  */
 #include "master.h"
 
@@ -27,17 +29,16 @@
 
 static struct master_agent *agent_new(struct master *m, const char *id)
 {
-	struct master_agent *a = xcalloc(1, sizeof *a);
+	struct master_agent *a = xcalloc(1, sizeof *a + strlen(id) + 1);
 
 	a->m = m;
-	a->id = xstrdup(id);
+	strcpy(a->id, id);
 	a->alloc = -1;
 	a->port = 5051;
-	bt_resources_init(&a->total);
 	bt_attributes_init(&a->attributes);
 	TAILQ_INIT(&a->tasks);
 	TAILQ_INIT(&a->offers);
-	bt_map_put(&m->agents, id, a);
+	bt_map_put(&m->agents, a->id, a);       /* a borrowed key */
 	return a;
 }
 
@@ -46,37 +47,122 @@ struct master_agent *master_agent_find(struct master *m, const char *id)
 	return bt_map_get(&m->agents, id);
 }
 
-/* take hostname, port, resources and attributes from info; -1 with *cause */
+static const char *const scalar_names[MASTER_NSCALARS] = { "cpus", "mem", "disk", "gpus" };
+
+/*
+ * Take hostname, port, resources and attributes from info; -1 with *cause.
+ * The packed copy leaves the id out (the agent record holds it): a message
+ * field may come anywhere in the encoding, so the id is appended as field
+ * 6 when the registry or a reader needs the whole AgentInfo.
+ */
 static int agent_set_info(struct master_agent *a, const Mesos__V1__AgentInfo *info, char **cause)
 {
 	struct bt_resources total;
 	struct bt_attributes attrs;
-	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
 	Mesos__V1__AgentInfo copy = *info;
+	int rc = -1;
 
 	bt_resources_init(&total);
 	bt_attributes_init(&attrs);
 	if (bt_resources_from_pb(&total, info->resources, info->n_resources, cause) != 0)
-		goto fail;
+		goto out;
 	if (bt_attributes_from_pb(&attrs, info->attributes, info->n_attributes, cause) != 0)
-		goto fail;
-	bt_resources_release(&a->total);
+		goto out;
+	for (size_t i = 0; i < MASTER_NSCALARS; i++)
+		a->scalars[i] = bt_resources_scalar(&total, scalar_names[i]);
 	bt_attributes_release(&a->attributes);
-	a->total = total;
 	a->attributes = attrs;
+	bt_attributes_init(&attrs);
 	free(a->hostname);
 	a->hostname = xstrdup(info->hostname != NULL ? info->hostname : "");
 	a->port = info->has_port ? info->port : 5051;
-	aid.value = a->id;
-	copy.id = &aid;
-	if (a->info != NULL)
-		mesos__v1__agent_info__free_unpacked(a->info, NULL);
-	a->info = (Mesos__V1__AgentInfo *)bt_pb_copy(&copy.base);
-	return 0;
-fail:
+	copy.id = NULL;
+	free(a->info);
+	a->info_len = mesos__v1__agent_info__get_packed_size(&copy);
+	a->info = xmalloc(a->info_len + 1);
+	mesos__v1__agent_info__pack(&copy, a->info);
+	rc = 0;
+out:
 	bt_resources_release(&total);
 	bt_attributes_release(&attrs);
-	return -1;
+	return rc;
+}
+
+uint8_t *master_agent_info_packed(const struct master_agent *a, size_t *len)
+{
+	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+	size_t idlen, n = a->info_len;
+	uint8_t *buf;
+
+	aid.value = (char *)a->id;
+	idlen = mesos__v1__agent_id__get_packed_size(&aid);
+	buf = xmalloc(a->info_len + idlen + 16);
+	if (a->info_len > 0)
+		memcpy(buf, a->info, a->info_len);
+	buf[n++] = (6 << 3) | 2;        /* AgentInfo.id: field 6, length-delimited */
+	for (size_t v = idlen; ; v >>= 7) {
+		buf[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		if (v <= 0x7f)
+			break;
+	}
+	n += mesos__v1__agent_id__pack(&aid, buf + n);
+	*len = n;
+	return buf;
+}
+
+Mesos__V1__AgentInfo *master_agent_info(const struct master_agent *a)
+{
+	Mesos__V1__AgentInfo *info;
+	uint8_t *buf;
+	size_t len;
+
+	if (a->info == NULL)
+		return NULL;
+	buf = master_agent_info_packed(a, &len);
+	info = mesos__v1__agent_info__unpack(NULL, len, buf);
+	free(buf);
+	return info;
+}
+
+int master_agent_total(const struct master_agent *a, struct bt_resources *total, char **cause)
+{
+	Mesos__V1__AgentInfo *info = master_agent_info(a);
+	int rc;
+
+	if (info == NULL) {
+		*cause = xasprintf("agent '%s' has no agent info", a->id);
+		return -1;
+	}
+	rc = bt_resources_from_pb(total, info->resources, info->n_resources, cause);
+	mesos__v1__agent_info__free_unpacked(info, NULL);
+	return rc;
+}
+
+/* --- pings: one timer for all agents --- */
+
+/* (re)queue the agent for a ping one period from now */
+static void ping_schedule(struct master_agent *a)
+{
+	struct master *m = a->m;
+	struct timeval tv;
+
+	if (a->pinged)
+		TAILQ_REMOVE(&m->pings, a, ping_entry);
+	a->ping_due = bt_monotonic() + m->flags.agent_ping_timeout;
+	TAILQ_INSERT_TAIL(&m->pings, a, ping_entry);
+	a->pinged = true;
+	if (TAILQ_FIRST(&m->pings) == a) {
+		tv = bt_timeval(m->flags.agent_ping_timeout);
+		event_add(m->ping_ev, &tv);
+	}
+}
+
+static void ping_unschedule(struct master_agent *a)
+{
+	if (!a->pinged)
+		return;
+	TAILQ_REMOVE(&a->m->pings, a, ping_entry);
+	a->pinged = false;
 }
 
 struct master_agent *master_agent_recovered(struct master *m, const Mesos__V1__AgentInfo *info)
@@ -94,20 +180,14 @@ struct master_agent *master_agent_recovered(struct master *m, const Mesos__V1__A
 
 void master_agent_free(struct master_agent *a)
 {
-	if (a->ping_ev != NULL)
-		event_free(a->ping_ev);
+	ping_unschedule(a);
 	if (a->disconnect_ev != NULL)
 		event_free(a->disconnect_ev);
 	if (a->stream != NULL)
-		bt_http_stream_close(a->stream);
-	free(a->stream_id);
-	free(a->id);
+		master_stream_close(a->stream);
 	free(a->hostname);
 	free(a->ip);
-	free(a->version);
-	if (a->info != NULL)
-		mesos__v1__agent_info__free_unpacked(a->info, NULL);
-	bt_resources_release(&a->total);
+	free(a->info);
 	bt_attributes_release(&a->attributes);
 	free(a);
 }
@@ -196,23 +276,20 @@ static void agent_unreachable(struct master_agent *a)
 	    a->missed_pings);
 	a->state = AGENT_UNREACHABLE;
 	a->unreachable_time = bt_now();
-	if (a->ping_ev != NULL)
-		event_del(a->ping_ev);
+	ping_unschedule(a);
 	if (a->stream != NULL)
-		bt_http_stream_close(a->stream);
+		master_stream_close(a->stream);
 	a->stream = NULL;
-	free(a->stream_id);
-	a->stream_id = NULL;
+	a->stream_id[0] = '\0';
 	master_offers_rescind_agent(a);
 	master_tasks_agent_lost(a);
 	allocator_remove_agent(m->allocator, a->alloc);
 	a->alloc = -1;
 }
 
-static void ping_cb(evutil_socket_t fd, short what, void *arg)
+/* one ping period of the agent ended */
+static void ping_agent(struct master_agent *a)
 {
-	struct master_agent *a = arg;
-
 	if (a->state != AGENT_CONNECTED && a->state != AGENT_DISCONNECTED)
 		return;
 	if (a->heard)
@@ -225,6 +302,24 @@ static void ping_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	send_heartbeat(a);
+	ping_schedule(a);
+}
+
+static void pings_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	struct master_agent *a;
+	double now = bt_monotonic();
+	struct timeval tv;
+
+	while ((a = TAILQ_FIRST(&m->pings)) != NULL && a->ping_due <= now + 0.001) {
+		ping_unschedule(a);
+		ping_agent(a);
+	}
+	if (a != NULL) {
+		tv = bt_timeval(a->ping_due - now);
+		event_add(m->ping_ev, &tv);
+	}
 }
 
 static void disconnected_cb(evutil_socket_t fd, short what, void *arg)
@@ -235,7 +330,7 @@ static void disconnected_cb(evutil_socket_t fd, short what, void *arg)
 		master_offers_rescind_agent(a);
 }
 
-static void stream_closed_cb(struct bt_http_stream *st, void *arg)
+static void stream_closed_cb(struct master_stream *st, void *arg)
 {
 	struct master_agent *a = arg;
 	struct timeval now = { 0, 0 };
@@ -244,8 +339,7 @@ static void stream_closed_cb(struct bt_http_stream *st, void *arg)
 		return;
 	log_info("agent '%s' (%s) disconnected", a->id, a->hostname);
 	a->stream = NULL;
-	free(a->stream_id);
-	a->stream_id = NULL;
+	a->stream_id[0] = '\0';
 	if (a->state == AGENT_CONNECTED)
 		a->state = AGENT_DISCONNECTED;
 	allocator_activate_agent(a->m->allocator, a->alloc, false);
@@ -330,7 +424,7 @@ static void uncharge_tasks(struct master_agent *a)
 	TAILQ_FOREACH(t, &a->tasks, agent_entry) {
 		if (t->released)
 			continue;
-		allocator_recover(a->m->allocator, a->alloc, t->fw->alloc, &t->resources, 0, 0);
+		allocator_recover(a->m->allocator, a->alloc, t->fw->alloc, t->resources, 0, 0);
 		t->released = true;
 	}
 }
@@ -343,7 +437,7 @@ static void charge_tasks(struct master_agent *a)
 	TAILQ_FOREACH(t, &a->tasks, agent_entry) {
 		if (!t->released || bt_task_state_terminal(t->state) || t->unreachable)
 			continue;
-		allocator_use(a->m->allocator, a->alloc, t->fw->alloc, &t->resources);
+		allocator_use(a->m->allocator, a->alloc, t->fw->alloc, t->resources);
 		t->released = false;
 	}
 }
@@ -381,6 +475,18 @@ static void shutdown_removed_frameworks(struct master_agent *a, const Butte__Age
 	}
 }
 
+/* the one copy of s kept for the life of the master (agent versions repeat) */
+static const char *intern(struct master *m, const char *s)
+{
+	char *v = bt_map_get(&m->strings, s);
+
+	if (v == NULL) {
+		v = xstrdup(s);
+		bt_map_put(&m->strings, v, v);
+	}
+	return v;
+}
+
 /* the agent record for a subscription (new id when none is given); NULL after a 400 */
 static struct master_agent *agent_admit(struct master *m, struct evhttp_request *req,
     const Mesos__V1__AgentInfo *info, bool *fresh)
@@ -413,11 +519,19 @@ static struct master_agent *agent_admit(struct master *m, struct evhttp_request 
 static void agent_reset_allocation(struct master_agent *a)
 {
 	struct allocator *al = a->m->allocator;
+	struct bt_resources total;
+	char *cause = NULL;
 
+	bt_resources_init(&total);
+	if (master_agent_total(a, &total, &cause) != 0) {
+		log_warn("agent '%s': %s", a->id, cause);
+		free(cause);
+	}
 	master_offers_rescind_agent(a);
 	uncharge_tasks(a);
 	allocator_remove_agent(al, a->alloc);
-	a->alloc = allocator_add_agent(al, a->id, &a->total, a);
+	a->alloc = allocator_add_agent(al, a->id, &total, a);
+	bt_resources_release(&total);
 }
 
 /*
@@ -439,8 +553,8 @@ static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte_
 {
 	Butte__AgentCall__Subscribe *sub = call->subscribe;
 	struct master_agent *a;
+	char *uuid;
 	bool fresh;
-	struct timeval tv;
 
 	if (sub == NULL || sub->agent_info == NULL) {
 		bt_http_error(req, 400, "expecting 'subscribe.agent_info' to be present");
@@ -449,11 +563,9 @@ static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte_
 	if ((a = agent_admit(m, req, sub->agent_info, &fresh)) == NULL)
 		return;
 	if (a->stream != NULL)
-		bt_http_stream_close(a->stream);
+		master_stream_close(a->stream);
 	a->stream = NULL;
-	free(a->stream_id);
-	free(a->version);
-	a->version = xstrdup(sub->version != NULL ? sub->version : MASTER_VERSION);
+	a->version = intern(m, sub->version != NULL ? sub->version : MASTER_VERSION);
 	free(a->ip);
 	a->ip = xstrdup(agent_address(sub->agent_info, req));
 	agent_reset_allocation(a);
@@ -464,19 +576,17 @@ static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte_
 	a->state = AGENT_CONNECTED;
 	a->heard = true;
 	a->missed_pings = 0;
-	a->stream_id = bt_uuid_new();
+	uuid = bt_uuid_new();
+	snprintf(a->stream_id, sizeof a->stream_id, "%s", uuid);
+	free(uuid);
 	agent_take_report(a, sub);
 	charge_tasks(a);
 	master_registry_put_agent(m, a);
-	bt_http_add_header(req, "Mesos-Stream-Id", a->stream_id);
-	a->stream = bt_http_stream_start(req, 200, "application/x-protobuf", true,
+	a->stream = master_stream_take(m->base, req, "application/x-protobuf", a->stream_id,
 	    MASTER_STREAM_MAX_BUFFERED, stream_closed_cb, a);
 	send_subscribed(a);
 	shutdown_removed_frameworks(a, sub);
-	if (a->ping_ev == NULL)
-		a->ping_ev = event_new(m->base, -1, EV_PERSIST, ping_cb, a);
-	tv = bt_timeval(m->flags.agent_ping_timeout);
-	event_add(a->ping_ev, &tv);
+	ping_schedule(a);
 	log_info("agent '%s' at %s:%d %s with %zu tasks", a->id, a->hostname, a->port,
 	    fresh ? "subscribed" : "re-subscribed", sub->n_tasks);
 	master_allocate_soon(m);
@@ -502,7 +612,7 @@ static void agent_call(struct master *m, struct evhttp_request *req, Butte__Agen
 		    "'Mesos-Stream-Id' header");
 		return;
 	}
-	if (a->stream_id == NULL || strcmp(sid, a->stream_id) != 0) {
+	if (a->stream_id[0] == '\0' || strcmp(sid, a->stream_id) != 0) {
 		bt_http_error(req, 400, "the stream id '%s' does not match the current "
 		    "subscription of agent '%s'", sid, a->id);
 		return;
@@ -571,5 +681,6 @@ void master_agent_api_cb(struct evhttp_request *req, const char *path,
 
 void master_agents_init(struct master *m)
 {
+	m->ping_ev = evtimer_new(m->base, pings_cb, m);
 	bt_http_server_route(m->http, "/api/v1/agent", BT_ROUTE_EXACT, master_agent_api_cb, m);
 }

@@ -3,7 +3,8 @@
  *
  * The allocator knows agents and frameworks only by integer handles (slots
  * in two arrays, reused after removal) and by the user pointers it was
- * given. Each agent has a total and a free pool; each framework the sum of
+ * given. Each agent has a free pool and the cpus, mem and disk of its
+ * total (the caller keeps the agent's id and total); each framework the sum of
  * cpus, mem and disk allocated to it (offered or in use by tasks), from
  * which its dominant share is computed: the largest of allocated / cluster
  * total over cpus, mem and disk (reference §7.2).
@@ -40,11 +41,11 @@ struct filter_slot {
 	double until;
 };
 
+/* the caller keeps the agent's id and total; the allocator keeps what changes */
 struct alloc_agent {
-	char *id;
 	void *user;
 	bool used, active;
-	struct bt_resources total, free;
+	struct bt_resources free;
 	int64_t cpus, mem, disk;        /* totals in thousandths */
 };
 
@@ -108,8 +109,6 @@ void allocator_free(struct allocator *a)
 	if (a == NULL)
 		return;
 	for (size_t i = 0; i < a->nagents; i++) {
-		free(a->agents[i].id);
-		bt_resources_release(&a->agents[i].total);
 		bt_resources_release(&a->agents[i].free);
 	}
 	for (size_t i = 0; i < a->nfws; i++) {
@@ -315,10 +314,8 @@ int allocator_add_agent(struct allocator *a, const char *id, const struct bt_res
 	}
 	ag = &a->agents[h];
 	memset(ag, 0, sizeof *ag);
-	ag->id = xstrdup(id);
 	ag->user = user;
 	ag->used = ag->active = true;
-	bt_resources_copy(&ag->total, total);
 	bt_resources_copy(&ag->free, total);
 	ag->cpus = bt_resources_scalar(total, "cpus");
 	ag->mem = bt_resources_scalar(total, "mem");
@@ -345,8 +342,6 @@ void allocator_remove_agent(struct allocator *a, int agent)
 			tab_del(f, agent);
 		}
 	}
-	free(ag->id);
-	bt_resources_release(&ag->total);
 	bt_resources_release(&ag->free);
 	memset(ag, 0, sizeof *ag);
 	a->free_agents[a->nfree_agents++] = agent;

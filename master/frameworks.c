@@ -66,7 +66,7 @@ struct master_framework *master_framework_new(struct master *m, const Mesos__V1_
 	set_info(fw, info);
 	fw->state = state;
 	fw->alloc = allocator_add_framework(m->allocator, fw->id, fw);
-	bt_map_init(&fw->tasks);
+	bt_map_init_borrowed(&fw->tasks);
 	TAILQ_INIT(&fw->completed);
 	TAILQ_INIT(&fw->offers);
 	bt_map_put(&m->frameworks, fw->id, fw);
@@ -81,7 +81,7 @@ void master_framework_send(struct master_framework *fw, const Mesos__V1__Schedul
 	if (fw->stream == NULL)
 		return;
 	buf = bt_pb_encode_alloc(&ev->base, fw->json, &len);
-	if (master_stream_send(fw->stream, buf, len) != 0)
+	if (master_http_stream_send(fw->stream, buf, len) != 0)
 		log_warn("framework '%s': stream dropped", fw->id);
 	free(buf);
 }

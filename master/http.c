@@ -67,15 +67,19 @@ static json_t *offer_json(const struct master_offer *o)
 static json_t *agent_json(const struct master_agent *a)
 {
 	json_t *j = json_object();
-	struct bt_resources used, offered;
+	struct bt_resources used, offered, total;
 	struct master_task *t;
 	char *pid = xasprintf("slave(1)@%s:%d", a->ip != NULL ? a->ip : a->hostname, a->port);
+	char *cause = NULL;
 
 	bt_resources_init(&used);
 	bt_resources_init(&offered);
+	bt_resources_init(&total);
+	if (master_agent_total(a, &total, &cause) != 0)
+		free(cause);
 	TAILQ_FOREACH(t, &a->tasks, agent_entry) {
 		if (!t->released)
-			bt_resources_add(&used, &t->resources);
+			bt_resources_add(&used, t->resources);
 	}
 	sum_offers(&a->offers, true, &offered);
 	json_object_set_new(j, "id", json_string(a->id));
@@ -86,17 +90,18 @@ static json_t *agent_json(const struct master_agent *a)
 	json_object_set_new(j, "registered_time", json_real(a->registered_time));
 	if (a->reregistered_time > 0)
 		json_object_set_new(j, "reregistered_time", json_real(a->reregistered_time));
-	json_object_set_new(j, "resources", bt_resources_flat_json(&a->total));
+	json_object_set_new(j, "resources", bt_resources_flat_json(&total));
 	json_object_set_new(j, "used_resources", bt_resources_flat_json(&used));
 	json_object_set_new(j, "offered_resources", bt_resources_flat_json(&offered));
 	json_object_set_new(j, "reserved_resources", json_object());
-	json_object_set_new(j, "unreserved_resources", bt_resources_flat_json(&a->total));
+	json_object_set_new(j, "unreserved_resources", bt_resources_flat_json(&total));
 	json_object_set_new(j, "active", json_boolean(a->state == AGENT_CONNECTED));
 	json_object_set_new(j, "deactivated", json_boolean(a->state != AGENT_CONNECTED));
 	json_object_set_new(j, "version", json_string(a->version != NULL ? a->version : ""));
 	json_object_set_new(j, "capabilities", json_array());
 	bt_resources_release(&used);
 	bt_resources_release(&offered);
+	bt_resources_release(&total);
 	free(pid);
 	return j;
 }
@@ -127,7 +132,7 @@ static void framework_tasks_json(const struct master_framework *fw, json_t *j,
 		t = v[i];
 		json_array_append_new(t->unreachable ? unreachable : tasks, master_task_json(t));
 		if (!t->released)
-			bt_resources_add(used, &t->resources);
+			bt_resources_add(used, t->resources);
 	}
 	free(v);
 	TAILQ_FOREACH(t, &fw->completed, completed_entry)
@@ -197,10 +202,13 @@ static void add_agents(struct master *m, json_t *j)
 
 	for (size_t i = 0; i < n; i++) {
 		struct master_agent *a = v[i];
+		Mesos__V1__AgentInfo *info;
 		switch (a->state) {
 		case AGENT_RECOVERED:
-			if (a->info != NULL)
-				json_array_append_new(recovered, bt_pbjson_from_message(&a->info->base));
+			if ((info = master_agent_info(a)) != NULL) {
+				json_array_append_new(recovered, bt_pbjson_from_message(&info->base));
+				mesos__v1__agent_info__free_unpacked(info, NULL);
+			}
 			break;
 		case AGENT_UNREACHABLE:
 			unreachable++;

@@ -12,7 +12,7 @@
 #include "master.h"
 
 #include <arpa/inet.h>
-#include <event2/buffer.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,7 +24,6 @@
 #include "flags.h"
 #include "http_server.h"
 #include "ids.h"
-#include "recordio.h"
 #include "log.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -103,15 +102,40 @@ void master_info_fill(struct master *m, Mesos__V1__MasterInfo *info, Mesos__V1__
 	info->address = addr;
 }
 
-int master_stream_send(struct bt_http_stream *st, const void *rec, size_t len)
+int master_http_stream_send(struct bt_http_stream *st, const void *rec, size_t len)
 {
-	struct evbuffer *buf = evbuffer_new();
+	char head[32];
+	int n = snprintf(head, sizeof head, "%zu\n", len);
+	char *buf = xmalloc((size_t)n + len);
 	int rc;
 
-	bt_recordio_encode(buf, rec, len);
-	rc = bt_http_stream_write(st, evbuffer_pullup(buf, -1), evbuffer_get_length(buf));
-	evbuffer_free(buf);
+	/* one RecordIO record ("<len>\n<bytes>", recordio.h) in one copy */
+	memcpy(buf, head, (size_t)n);
+	memcpy(buf + n, rec, len);
+	rc = bt_http_stream_write(st, buf, (size_t)n + len);
+	free(buf);
 	return rc;
+}
+
+/*
+ * glibc gives back only the top of the heap by itself. A burst (a
+ * first OFFERS event to ten thousand agents, a flood of updates) leaves
+ * free pages between long-lived objects; once a second, when the free
+ * bytes grew by more than TRIM_STEP, malloc_trim returns those pages.
+ */
+#define TRIM_STEP (4u << 20)
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	struct mallinfo2 mi = mallinfo2();
+
+	if (mi.fordblks > m->trim_free + TRIM_STEP) {
+		malloc_trim(0);
+		log_debug("heap: returned free pages (%zu bytes free, %zu in use)", mi.fordblks,
+		    mi.uordblks);
+	}
+	m->trim_free = mi.fordblks;
 }
 
 /* hostname and a concrete IPv4 to advertise */
@@ -150,16 +174,30 @@ static void resolve_identity(struct master *m)
 
 static int setup(struct master *m, char **cause)
 {
+	struct event_config *cfg;
+
 	/* every agent and framework holds a stream or two */
 	bt_raise_nofile(1UL << 18);
+	/* a fixed threshold: big transient buffers are mapped and unmapped, never left in the heap */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	m->start_time = bt_now();
 	m->id = bt_uuid_new();
 	m->flag_table = master_flag_table;
-	bt_map_init(&m->agents);
+	bt_map_init_borrowed(&m->agents);
+	bt_map_init_borrowed(&m->strings);
 	bt_map_init(&m->frameworks);
 	bt_map_init(&m->offers);
+	TAILQ_INIT(&m->pings);
 	resolve_identity(m);
-	m->base = event_base_new();
+	/*
+	 * The environment is ignored: EVENT_EPOLL_USE_CHANGELIST would defer
+	 * the epoll changes stream.c relies on when it takes a socket over.
+	 */
+	if ((cfg = event_config_new()) != NULL) {
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV);
+		m->base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+	}
 	if (m->base == NULL) {
 		*cause = xstrdup("unable to create the event loop");
 		return -1;
@@ -179,6 +217,9 @@ static int setup(struct master *m, char **cause)
 	m->alloc_timer = event_new(m->base, -1, EV_PERSIST, alloc_timer_cb, m);
 	struct timeval tv = bt_timeval(m->flags.allocation_interval);
 	event_add(m->alloc_timer, &tv);
+	m->trim_ev = event_new(m->base, -1, EV_PERSIST, trim_cb, m);
+	tv = bt_timeval(1.0);
+	event_add(m->trim_ev, &tv);
 	if (m->agents.n > 0) {
 		m->reregister_ev = event_new(m->base, -1, 0, reregister_cb, m);
 		tv = bt_timeval(m->flags.agent_reregister_timeout);
@@ -220,11 +261,19 @@ static void teardown(struct master *m)
 		master_agent_free(v[i]);
 	free(v);
 	bt_map_release(&m->offers);
+	bt_map_release(&m->resource_sets);
+	v = bt_map_values(&m->strings, &n);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	bt_map_release(&m->strings);
 	bt_map_release(&m->frameworks);
 	bt_map_release(&m->agents);
 	free_event(&m->alloc_soon);
 	free_event(&m->alloc_timer);
 	free_event(&m->reregister_ev);
+	free_event(&m->ping_ev);
+	free_event(&m->trim_ev);
 	free_event(&m->sigterm_ev);
 	free_event(&m->sigint_ev);
 	if (m->http != NULL)

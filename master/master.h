@@ -37,12 +37,14 @@
 #define MASTER_MAX_STATUSES 32                  /* status history kept per task */
 #define MASTER_STREAM_MAX_BUFFERED (16u << 20)  /* bytes a slow stream may hold */
 #define MASTER_MAX_REFUSE_SECONDS (365.0 * 24 * 3600)
+#define MASTER_NSCALARS 4                       /* cpus, mem, disk, gpus */
 
 struct bt_http_server;
 struct bt_http_stream;
 struct bt_store;
 struct bt_flag;
 struct master;
+struct master_stream;
 
 /* allocator.c -- DRF allocation of agents' free resources to frameworks */
 struct allocator;
@@ -52,7 +54,7 @@ typedef void (*allocator_offer_cb)(void *agent, void *framework, const struct bt
 
 struct allocator *allocator_new(double allocation_interval);
 void allocator_free(struct allocator *a);
-/* returns the agent's handle; the agent starts active with all of total free */
+/* returns the agent's handle; the agent starts active with all of total free (id is not kept) */
 int allocator_add_agent(struct allocator *a, const char *id, const struct bt_resources *total,
     void *user);
 void allocator_remove_agent(struct allocator *a, int agent);
@@ -99,28 +101,38 @@ struct master_offer;
 TAILQ_HEAD(master_task_list, master_task);
 TAILQ_HEAD(master_offer_list, master_offer);
 
+/*
+ * An agent is kept small: ten thousand of them live in one master. Its
+ * AgentInfo stays packed (the registry stores those bytes; /master/state
+ * and a re-subscription decode them), its total resources are in the
+ * allocator and, as the four scalars the metrics sum, here.
+ */
 struct master_agent {
 	struct master *m;
-	char *id;
 	char *hostname;
 	char *ip;                       /* the peer address of its subscription */
 	int port;
-	char *version;
-	Mesos__V1__AgentInfo *info;     /* heap copy (id set), for the registry */
-	struct bt_resources total;
+	const char *version;            /* interned in m->strings */
+	uint8_t *info;                  /* packed AgentInfo without its id (see agents.c) */
+	size_t info_len;
+	int64_t scalars[MASTER_NSCALARS];       /* total cpus, mem, disk, gpus in thousandths */
 	struct bt_attributes attributes;
 	enum master_agent_state state;
 	int alloc;                      /* allocator handle, -1 when not in the allocator */
-	struct bt_http_stream *stream;
-	char *stream_id;
-	struct event *ping_ev;
-	struct event *disconnect_ev;    /* deferred work after the stream closed */
-	int missed_pings;
+	struct master_stream *stream;
+	char stream_id[40];             /* "" while no stream is open */
+	bool pinged;                    /* in the master's ping queue */
 	bool heard;                     /* a call arrived during this ping period */
+	int missed_pings;
+	double ping_due;                /* monotonic time of the next ping */
+	TAILQ_ENTRY(master_agent) ping_entry;
+	struct event *disconnect_ev;    /* deferred work after the stream closed */
 	double registered_time, reregistered_time, unreachable_time;
 	struct master_task_list tasks;  /* active and unreachable tasks on the agent */
 	struct master_offer_list offers;
+	char id[];
 };
+TAILQ_HEAD(master_agent_queue, master_agent);
 
 enum master_framework_state {
 	FRAMEWORK_RECOVERED,            /* known from agents or the registry, not subscribed */
@@ -143,7 +155,7 @@ struct master_framework {
 	struct event *failover_ev;
 	struct event *disconnect_ev;    /* deferred work after the stream closed */
 	double registered_time, reregistered_time, unregistered_time;
-	struct bt_map tasks;        /* task id -> active or unreachable task */
+	struct bt_map tasks;        /* task id (borrowed) -> active or unreachable task */
 	struct master_task_list completed;
 	size_t ncompleted;
 	struct master_offer_list offers;
@@ -152,31 +164,42 @@ struct master_framework {
 };
 
 struct master_status_entry {
-	int state;
 	double timestamp;
+	int8_t state;
 	bool has_healthy, healthy;
 };
 
+/*
+ * A task holds what the master serves and needs, not the TaskInfo it came
+ * from: its ids and name in one allocation with the struct, its resources
+ * (a scalar-only set such as cpus and mem is shared by every task with the
+ * same one), the history of states for /master/state, and the latest
+ * status packed, without the fields reconciliation replaces anyway.
+ */
 struct master_task {
-	char *id;
-	char *name;
 	struct master_framework *fw;
-	char *agent_id;
 	struct master_agent *agent;     /* NULL once completed */
-	int state;                      /* latest known state */
-	struct bt_resources resources;
+	const char *agent_id;           /* the agent record's id (agents are never freed) */
+	const struct bt_resources *resources;
+	uint8_t *status;                /* latest TaskStatus, packed (keep_status), NULL while staging */
+	uint32_t status_len;
+	int8_t state;                   /* latest known state */
+	int8_t pending_state;
+	uint8_t nstatuses, capstatuses;
 	bool released;                  /* resources returned to the allocator */
 	bool unreachable;
 	bool completed;
-	Mesos__V1__TaskStatus *status;  /* latest status (heap copy), or NULL while staging */
+	bool shared_resources;          /* resources belong to m->resource_sets */
 	bool has_pending_uuid;          /* the newest forwarded update that awaits an ack */
 	uint8_t pending_uuid[16];
-	int pending_state;
-	struct master_status_entry statuses[MASTER_MAX_STATUSES];
-	size_t nstatuses;
-	json_t *extra;                  /* labels, container, discovery, health_check for /master/state */
-	TAILQ_ENTRY(master_task) agent_entry;
-	TAILQ_ENTRY(master_task) completed_entry;
+	struct master_status_entry *statuses;
+	json_t *extra;                  /* labels, container, discovery, health_check, or NULL */
+	union {
+		TAILQ_ENTRY(master_task) agent_entry;           /* while active */
+		TAILQ_ENTRY(master_task) completed_entry;       /* once completed */
+	};
+	char *name;                     /* points after id */
+	char id[];
 };
 
 struct master_offer {
@@ -218,9 +241,11 @@ struct master {
 	char *pid;                      /* "master@ip:port" */
 	double start_time;
 	uint64_t next_framework, next_agent, next_offer;
-	struct bt_map agents;       /* id -> agent (all states) */
+	struct bt_map agents;       /* id (borrowed) -> agent (all states) */
 	struct bt_map frameworks;   /* id -> framework (not removed) */
 	struct bt_map offers;       /* id -> offer */
+	struct bt_map resource_sets;    /* text -> resources shared by tasks (tasks.c) */
+	struct bt_map strings;          /* interned strings (agent versions), never freed */
 	struct master_framework **completed_frameworks;
 	size_t ncompleted_frameworks;
 	struct allocator *allocator;
@@ -228,6 +253,10 @@ struct master {
 	struct event *alloc_soon;
 	bool alloc_pending;
 	struct event *reregister_ev;    /* end of the re-registration window after a restart */
+	struct master_agent_queue pings;        /* agents by next ping time (all periods are equal) */
+	struct event *ping_ev;          /* fires at the head's ping time */
+	struct event *trim_ev;          /* returns free heap pages after bursts (main.c) */
+	size_t trim_free;               /* free heap bytes at the last look */
 	struct event *sigterm_ev, *sigint_ev;
 	uint64_t tasks_launched;
 	uint64_t tasks_completed[16];   /* by terminal state, for the metrics */
@@ -239,7 +268,7 @@ void master_allocate_soon(struct master *m);
 /* fill a MasterInfo on the stack; strings point into m */
 void master_info_fill(struct master *m, Mesos__V1__MasterInfo *info, Mesos__V1__Address *addr);
 /* frame rec as one RecordIO record and queue it; -1 when the stream was dropped */
-int master_stream_send(struct bt_http_stream *st, const void *rec, size_t len);
+int master_http_stream_send(struct bt_http_stream *st, const void *rec, size_t len);
 
 /* registry.c -- admitted agents and frameworks in SQLite */
 int master_registry_open(struct master *m, char **cause);
@@ -249,6 +278,22 @@ void master_registry_recover(struct master *m);
 void master_registry_put_agent(struct master *m, struct master_agent *a);
 void master_registry_put_framework(struct master *m, struct master_framework *fw);
 void master_registry_remove_framework(struct master *m, const char *id);
+
+/* stream.c -- agent streams on bare sockets */
+typedef void (*master_stream_closed_cb)(struct master_stream *st, void *arg);
+/*
+ * Answer req with a 200 stream head (Mesos-Stream-Id: stream_id) and take
+ * its socket from evhttp. closed_cb runs once, from the loop, when the
+ * peer goes away (or at once when a send drops a slow peer); the stream
+ * is freed right after it.
+ */
+struct master_stream *master_stream_take(struct event_base *base, struct evhttp_request *req,
+    const char *content_type, const char *stream_id, size_t max_buffered,
+    master_stream_closed_cb closed_cb, void *arg);
+/* one RecordIO record as one chunk; -1 when the stream was dropped (closed_cb ran) */
+int master_stream_send(struct master_stream *st, const void *rec, size_t len);
+/* end the stream and free it (closed_cb is not called) */
+void master_stream_close(struct master_stream *st);
 
 /* agents.c -- the agent channel */
 void master_agents_init(struct master *m);
@@ -266,6 +311,12 @@ void master_agent_send_shutdown(struct master_agent *a, const char *framework_id
 /* the re-registration window after a restart ended: recovered agents become unreachable */
 void master_agents_reregister_timeout(struct master *m);
 void master_agent_free(struct master_agent *a);
+/* the agent's total resources, decoded from its AgentInfo; -1 with *cause */
+int master_agent_total(const struct master_agent *a, struct bt_resources *total, char **cause);
+/* a heap AgentInfo decoded from the packed copy (free_unpacked it), or NULL */
+Mesos__V1__AgentInfo *master_agent_info(const struct master_agent *a);
+/* the packed AgentInfo with its id, as the registry stores it; caller frees */
+uint8_t *master_agent_info_packed(const struct master_agent *a, size_t *len);
 
 /* frameworks.c -- framework lifecycle */
 struct master_framework *master_framework_find(struct master *m, const char *id);

@@ -18,7 +18,7 @@ static void set(json_t *j, const char *name, double v)
 	json_object_set_new(j, name, json_real(v));
 }
 
-static void agent_metrics(struct master *m, json_t *j, struct bt_resources *total,
+static void agent_metrics(struct master *m, json_t *j, int64_t *total,
     struct bt_resources *used)
 {
 	size_t n, connected = 0, disconnected = 0, unreachable = 0;
@@ -35,10 +35,11 @@ static void agent_metrics(struct master *m, json_t *j, struct bt_resources *tota
 			unreachable++;
 		if (a->state != AGENT_CONNECTED && a->state != AGENT_DISCONNECTED)
 			continue;
-		bt_resources_add(total, &a->total);
+		for (size_t k = 0; k < MASTER_NSCALARS; k++)
+			total[k] += a->scalars[k];
 		TAILQ_FOREACH(t, &a->tasks, agent_entry) {
 			if (!t->released)
-				bt_resources_add(used, &t->resources);
+				bt_resources_add(used, t->resources);
 		}
 	}
 	free(v);
@@ -102,14 +103,14 @@ static void terminal_metrics(struct master *m, json_t *j)
 		set(j, names[i].name, (double)m->tasks_completed[names[i].state]);
 }
 
-static void resource_metrics(json_t *j, const struct bt_resources *total,
-    const struct bt_resources *used)
+/* total: the agents' scalars in the order of names */
+static void resource_metrics(json_t *j, const int64_t *total, const struct bt_resources *used)
 {
-	static const char *const names[] = { "cpus", "mem", "disk", "gpus" };
+	static const char *const names[MASTER_NSCALARS] = { "cpus", "mem", "disk", "gpus" };
 	char key[64];
 
-	for (size_t i = 0; i < 4; i++) {
-		double t = (double)bt_resources_scalar(total, names[i]) / 1000.0;
+	for (size_t i = 0; i < MASTER_NSCALARS; i++) {
+		double t = (double)total[i] / 1000.0;
 		double u = (double)bt_resources_scalar(used, names[i]) / 1000.0;
 		snprintf(key, sizeof key, "master/%s_total", names[i]);
 		set(j, key, t);
@@ -122,16 +123,16 @@ static void resource_metrics(json_t *j, const struct bt_resources *total,
 
 void master_metrics_json(struct master *m, json_t *j)
 {
-	struct bt_resources total, used;
+	int64_t total[MASTER_NSCALARS] = { 0 };
+	struct bt_resources used;
 
-	bt_resources_init(&total);
 	bt_resources_init(&used);
 	set(j, "master/elected", 1);
 	set(j, "master/uptime_secs", bt_now() - m->start_time);
-	agent_metrics(m, j, &total, &used);
+	agent_metrics(m, j, total, &used);
 	framework_metrics(m, j);
 	terminal_metrics(m, j);
-	resource_metrics(j, &total, &used);
+	resource_metrics(j, total, &used);
 	set(j, "master/outstanding_offers", (double)m->offers.n);
 	set(j, "master/tasks_launched", (double)m->tasks_launched);
 	set(j, "master/event_queue_messages", 0);
@@ -143,6 +144,5 @@ void master_metrics_json(struct master *m, json_t *j)
 	    allocator_run_ms_percentile(m->allocator, 50));
 	set(j, "allocator/mesos/allocation_run_ms/p99",
 	    allocator_run_ms_percentile(m->allocator, 99));
-	bt_resources_release(&total);
 	bt_resources_release(&used);
 }

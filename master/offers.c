@@ -18,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
+#include "json.h"
 #include "log.h"
+#include "pbjson.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -83,7 +87,7 @@ static void offer_pb_fill(struct offer_pb *p, const struct master_offer *o)
 	mesos__v1__resource__allocation_info__init(&p->ai);
 	p->id.value = o->id;
 	p->fid.value = o->fw->id;
-	p->aid.value = a->id;
+	p->aid.value = (char *)a->id;
 	p->addr.hostname = a->hostname;
 	p->addr.ip = a->ip != NULL ? a->ip : "127.0.0.1";
 	p->addr.port = a->port;
@@ -101,13 +105,64 @@ static void offer_pb_fill(struct offer_pb *p, const struct master_offer *o)
 	p->offer.allocation_info = &p->ai;
 }
 
+/*
+ * The JSON text of an OFFERS event built one offer at a time: as one
+ * jansson tree, ten thousand offers take some 100 MB at once, freed
+ * right after, which leaves the heap fragmented. The event is encoded with
+ * its first offer only to learn the text around the offers, and every
+ * offer's own text is spliced in. Caller frees.
+ */
+static char *offers_json(Mesos__V1__Scheduler__Event *ev, size_t *len)
+{
+	Mesos__V1__Scheduler__Event__Offers *offers = ev->offers;
+	size_t n = offers->n_offers, flen;
+	struct evbuffer *out;
+	char *whole, *first, *at, *text;
+	json_t *j;
+
+	offers->n_offers = 1;
+	j = bt_pbjson_from_message(&ev->base);
+	whole = bt_json_dump(j);
+	json_decref(j);
+	offers->n_offers = n;
+	j = bt_pbjson_from_message(&offers->offers[0]->base);
+	first = bt_json_dump(j);
+	json_decref(j);
+	flen = strlen(first);
+	if ((at = strstr(whole, first)) == NULL) {
+		free(whole);
+		free(first);
+		return bt_pb_encode_alloc(&ev->base, true, len);
+	}
+	out = evbuffer_new();
+	evbuffer_add(out, whole, (size_t)(at - whole) + flen);
+	for (size_t i = 1; i < n; i++) {
+		j = bt_pbjson_from_message(&offers->offers[i]->base);
+		text = bt_json_dump(j);
+		json_decref(j);
+		evbuffer_add(out, ",", 1);
+		evbuffer_add(out, text, strlen(text));
+		free(text);
+	}
+	evbuffer_add(out, at + flen, strlen(at + flen));
+	*len = evbuffer_get_length(out);
+	text = xmalloc(*len + 1);
+	evbuffer_remove(out, text, *len);
+	text[*len] = '\0';
+	evbuffer_free(out);
+	free(whole);
+	free(first);
+	return text;
+}
+
 static void send_offers(struct master_framework *fw)
 {
 	Mesos__V1__Scheduler__Event ev = MESOS__V1__SCHEDULER__EVENT__INIT;
 	Mesos__V1__Scheduler__Event__Offers offers = MESOS__V1__SCHEDULER__EVENT__OFFERS__INIT;
 	struct offer_pb *pbs = xcalloc(fw->npending, sizeof *pbs);
 	Mesos__V1__Offer **list = xcalloc(fw->npending, sizeof *list);
-	size_t n = fw->npending;
+	size_t n = fw->npending, len;
+	char *text;
 
 	for (size_t i = 0; i < n; i++) {
 		offer_pb_fill(&pbs[i], fw->pending[i]);
@@ -120,7 +175,14 @@ static void send_offers(struct master_framework *fw)
 	ev.type = MESOS__V1__SCHEDULER__EVENT__TYPE__OFFERS;
 	ev.offers = &offers;
 	log_debug("sending %zu offers to framework '%s'", n, fw->id);
-	master_framework_send(fw, &ev);
+	if (fw->json && n > 1 && fw->stream != NULL) {
+		text = offers_json(&ev, &len);
+		if (master_http_stream_send(fw->stream, text, len) != 0)
+			log_warn("framework '%s': stream dropped", fw->id);
+		free(text);
+	} else {
+		master_framework_send(fw, &ev);
+	}
 	for (size_t i = 0; i < n; i++) {
 		bt_resources_pb_free(pbs[i].offer.resources, pbs[i].offer.n_resources);
 		bt_attributes_pb_free(pbs[i].offer.attributes, pbs[i].offer.n_attributes);

@@ -11,6 +11,7 @@
  */
 #include "master.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,17 @@
 #include "store.h"
 #include "xmalloc.h"
 
+#define REGISTRY_HEAP_LIMIT (512 * 1024)     /* bytes SQLite may keep in the master */
+
 int master_registry_open(struct master *m, char **cause)
 {
 	char *path = xasprintf("%s/registry.db", m->flags.work_dir);
 
+	/*
+	 * The registry is written, and read only at start-up: SQLite's page
+	 * cache (2 MB by default) would only duplicate the kernel's.
+	 */
+	sqlite3_soft_heap_limit64(REGISTRY_HEAP_LIMIT);
 	m->store = bt_store_open(path, cause);
 	free(path);
 	return m->store != NULL ? 0 : -1;
@@ -87,11 +95,10 @@ void master_registry_recover(struct master *m)
 
 void master_registry_put_agent(struct master *m, struct master_agent *a)
 {
-	size_t len = mesos__v1__agent_info__get_packed_size(a->info);
-	uint8_t *buf = xmalloc(len + 1);
 	char next[32], *cause = NULL;
+	size_t len;
+	uint8_t *buf = master_agent_info_packed(a, &len);
 
-	mesos__v1__agent_info__pack(a->info, buf);
 	snprintf(next, sizeof next, "%llu", (unsigned long long)m->next_agent);
 	if (bt_store_begin(m->store, &cause) != 0 ||
 	    bt_store_put(m->store, "agents", a->id, buf, len, &cause) != 0 ||

@@ -108,7 +108,7 @@ static void subscribe_error(struct evhttp_request *req, bool json, const char *m
 	st = bt_http_stream_start(req, 200, json ? CT_JSON : CT_PROTOBUF, true,
 	    MASTER_STREAM_MAX_BUFFERED, noop_closed_cb, NULL);
 	buf = bt_pb_encode_alloc(&ev.base, json, &len);
-	if (master_stream_send(st, buf, len) == 0)
+	if (master_http_stream_send(st, buf, len) == 0)
 		bt_http_stream_close(st);
 	free(buf);
 }

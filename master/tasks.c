@@ -18,6 +18,7 @@
  */
 #include "master.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,37 +44,123 @@ void master_status_fill(Mesos__V1__TaskStatus *st, Mesos__V1__TaskID *tid, Mesos
 	}
 }
 
-static void json_extra(json_t *extra, const char *key, const ProtobufCMessage *msg)
+static void json_extra(json_t **extra, const char *key, const ProtobufCMessage *msg)
 {
 	json_t *j;
 
 	if (msg == NULL)
 		return;
+	if (*extra == NULL)
+		*extra = json_object();
 	j = bt_pbjson_from_message(msg);
 	if (strcmp(key, "labels") == 0) {
 		json_t *arr = json_object_get(j, "labels");
 		if (arr != NULL)
-			json_object_set(extra, key, arr);
+			json_object_set(*extra, key, arr);
 		json_decref(j);
 		return;
 	}
-	json_object_set_new(extra, key, j);
+	json_object_set_new(*extra, key, j);
+}
+
+/* --- resources: scalar-only sets are shared --- */
+
+struct shared_resources {
+	struct bt_resources r;          /* first: a task points at it */
+	size_t refs;
+	char *key;
+};
+
+/*
+ * The sharing key of a set of scalars, "name(role):milli;..." in the set's
+ * order, written into buf; false for a set with ranges or sets (tasks with
+ * ports) or one too long to share.
+ */
+static bool share_key(const struct bt_resources *r, char *buf, size_t size)
+{
+	size_t used = 0;
+	int n;
+
+	if (r->n == 0)
+		return false;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->v[i].value.type != BT_SCALAR)
+			return false;
+		n = snprintf(buf + used, size - used, "%s(%s):%lld;", r->v[i].name, r->v[i].role,
+		    (long long)r->v[i].value.scalar);
+		if (n < 0 || (size_t)n >= size - used)
+			return false;
+		used += (size_t)n;
+	}
+	return true;
+}
+
+/* takes the contents of res (res is left empty) */
+static void set_resources(struct master_task *t, struct bt_resources *res)
+{
+	struct master *m = t->fw->m;
+	struct shared_resources *sr;
+	struct bt_resources *own;
+	char key[256];
+
+	if (!share_key(res, key, sizeof key)) {
+		own = xmalloc(sizeof *own);
+		*own = *res;
+		t->resources = own;
+		t->shared_resources = false;
+		bt_resources_init(res);
+		return;
+	}
+	if ((sr = bt_map_get(&m->resource_sets, key)) == NULL) {
+		sr = xcalloc(1, sizeof *sr);
+		sr->r = *res;
+		sr->key = xstrdup(key);
+		bt_map_put(&m->resource_sets, sr->key, sr);
+		bt_resources_init(res);
+	} else {
+		bt_resources_release(res);
+	}
+	sr->refs++;
+	t->resources = &sr->r;
+	t->shared_resources = true;
+}
+
+static void release_resources(struct master_task *t)
+{
+	struct shared_resources *sr;
+
+	if (t->resources == NULL)
+		return;
+	if (!t->shared_resources) {
+		bt_resources_release((struct bt_resources *)t->resources);
+		free((void *)t->resources);
+	} else {
+		sr = (struct shared_resources *)t->resources;
+		if (--sr->refs == 0) {
+			bt_map_remove(&t->fw->m->resource_sets, sr->key);
+			bt_resources_release(&sr->r);
+			free(sr->key);
+			free(sr);
+		}
+	}
+	t->resources = NULL;
 }
 
 static struct master_task *task_alloc(struct master_framework *fw, struct master_agent *a,
     const char *id, const char *name)
 {
-	struct master_task *t = xcalloc(1, sizeof *t);
+	size_t idlen = strlen(id), namelen = name != NULL ? strlen(name) : 0;
+	struct master_task *t = xcalloc(1, sizeof *t + idlen + namelen + 2);
 
-	t->id = xstrdup(id);
-	t->name = xstrdup(name != NULL ? name : "");
+	memcpy(t->id, id, idlen + 1);
+	t->name = t->id + idlen + 1;
+	if (namelen > 0)
+		memcpy(t->name, name, namelen);
 	t->fw = fw;
 	t->agent = a;
-	t->agent_id = xstrdup(a->id);
+	t->agent_id = a->id;
 	t->state = MESOS__V1__TASK_STATE__TASK_STAGING;
-	bt_resources_init(&t->resources);
-	t->extra = json_object();
-	bt_map_put(&fw->tasks, id, t);
+	bt_map_put(&fw->tasks, t->id, t);       /* a borrowed key */
 	TAILQ_INSERT_TAIL(&a->tasks, t, agent_entry);
 	return t;
 }
@@ -82,30 +169,62 @@ struct master_task *master_task_new(struct master_framework *fw, struct master_a
     const Mesos__V1__TaskInfo *ti, const struct bt_resources *res)
 {
 	struct master_task *t = task_alloc(fw, a, ti->task_id->value, ti->name);
+	struct bt_resources copy;
 
-	bt_resources_copy(&t->resources, res);
-	json_extra(t->extra, "labels", ti->labels ? &ti->labels->base : NULL);
-	json_extra(t->extra, "container", ti->container ? &ti->container->base : NULL);
-	json_extra(t->extra, "discovery", ti->discovery ? &ti->discovery->base : NULL);
-	json_extra(t->extra, "health_check", ti->health_check ? &ti->health_check->base : NULL);
+	bt_resources_init(&copy);
+	bt_resources_copy(&copy, res);
+	set_resources(t, &copy);
+	json_extra(&t->extra, "labels", ti->labels ? &ti->labels->base : NULL);
+	json_extra(&t->extra, "container", ti->container ? &ti->container->base : NULL);
+	json_extra(&t->extra, "discovery", ti->discovery ? &ti->discovery->base : NULL);
+	json_extra(&t->extra, "health_check", ti->health_check ? &ti->health_check->base : NULL);
 	fw->m->tasks_launched++;
 	return t;
+}
+
+/*
+ * Keep st packed without what reconciliation replaces (task id, agent id,
+ * uuid, message, reason, source): a status from a simulated or a plain
+ * agent then packs to a dozen bytes. TaskID is required, so an empty one
+ * stands in.
+ */
+static void keep_status(struct master_task *t, const Mesos__V1__TaskStatus *st)
+{
+	Mesos__V1__TaskStatus copy = *st;
+	Mesos__V1__TaskID none = MESOS__V1__TASK_ID__INIT;
+
+	none.value = "";
+	copy.task_id = &none;
+	copy.agent_id = NULL;
+	copy.has_uuid = false;
+	copy.uuid.len = 0;
+	copy.uuid.data = NULL;
+	copy.message = NULL;
+	copy.has_reason = false;
+	copy.has_source = false;
+	free(t->status);
+	t->status_len = (uint32_t)mesos__v1__task_status__get_packed_size(&copy);
+	t->status = xmalloc(t->status_len + 1);
+	mesos__v1__task_status__pack(&copy, t->status);
 }
 
 static void record_status(struct master_task *t, const Mesos__V1__TaskStatus *st)
 {
 	struct master_status_entry *e;
 
-	t->state = st->state;
-	if (t->status != NULL)
-		protobuf_c_message_free_unpacked(&t->status->base, NULL);
-	t->status = (Mesos__V1__TaskStatus *)bt_pb_copy(&st->base);
+	t->state = (int8_t)st->state;
+	keep_status(t, st);
 	if (t->nstatuses == MASTER_MAX_STATUSES) {
 		memmove(&t->statuses[0], &t->statuses[1], (MASTER_MAX_STATUSES - 1) * sizeof t->statuses[0]);
 		t->nstatuses--;
+	} else if (t->nstatuses == t->capstatuses) {
+		t->capstatuses = t->capstatuses == 0 ? 1 : t->capstatuses * 2;
+		if (t->capstatuses > MASTER_MAX_STATUSES)
+			t->capstatuses = MASTER_MAX_STATUSES;
+		t->statuses = xreallocarray(t->statuses, t->capstatuses, sizeof *t->statuses);
 	}
 	e = &t->statuses[t->nstatuses++];
-	e->state = st->state;
+	e->state = (int8_t)st->state;
 	e->timestamp = st->has_timestamp ? st->timestamp : bt_now();
 	e->has_healthy = st->has_healthy;
 	e->healthy = st->healthy;
@@ -120,7 +239,7 @@ static void release(struct master_task *t)
 		return;
 	t->released = true;
 	allocator_recover(m->allocator, t->agent != NULL ? t->agent->alloc : -1, t->fw->alloc,
-	    &t->resources, 0, bt_monotonic());
+	    t->resources, 0, bt_monotonic());
 	master_allocate_soon(m);
 }
 
@@ -129,6 +248,7 @@ void master_task_reported(struct master_agent *a, const Mesos__V1__Task *rt)
 	struct master *m = a->m;
 	struct master_framework *fw = master_framework_find(m, rt->framework_id->value);
 	struct master_task *t;
+	struct bt_resources res;
 	char *cause = NULL;
 
 	if (fw == NULL) {
@@ -147,22 +267,25 @@ void master_task_reported(struct master_agent *a, const Mesos__V1__Task *rt)
 	if (t == NULL) {
 		t = task_alloc(fw, a, rt->task_id->value, rt->name);
 		t->released = true;     /* charged by the caller once the report is in */
-		if (bt_resources_from_pb(&t->resources, rt->resources, rt->n_resources, &cause) != 0) {
+		bt_resources_init(&res);
+		if (bt_resources_from_pb(&res, rt->resources, rt->n_resources, &cause) != 0) {
 			log_warn("task '%s': %s", t->id, cause);
 			free(cause);
 		}
-		json_extra(t->extra, "labels", rt->labels ? &rt->labels->base : NULL);
-		json_extra(t->extra, "container", rt->container ? &rt->container->base : NULL);
-		json_extra(t->extra, "discovery", rt->discovery ? &rt->discovery->base : NULL);
+		set_resources(t, &res);
+		json_extra(&t->extra, "labels", rt->labels ? &rt->labels->base : NULL);
+		json_extra(&t->extra, "container", rt->container ? &rt->container->base : NULL);
+		json_extra(&t->extra, "discovery", rt->discovery ? &rt->discovery->base : NULL);
 	}
 	t->unreachable = false;
 	if (rt->n_statuses > 0)
 		record_status(t, rt->statuses[rt->n_statuses - 1]);
-	t->state = rt->state;
+	t->state = (int8_t)rt->state;
 	t->has_pending_uuid = rt->has_status_update_uuid && rt->status_update_uuid.len == 16;
 	if (t->has_pending_uuid) {
 		memcpy(t->pending_uuid, rt->status_update_uuid.data, 16);
-		t->pending_state = rt->has_status_update_state ? rt->status_update_state : rt->state;
+		t->pending_state = (int8_t)(rt->has_status_update_state ? rt->status_update_state :
+		    rt->state);
 	}
 }
 
@@ -194,13 +317,10 @@ void master_task_free(struct master_task *t)
 {
 	if (t->agent != NULL)
 		TAILQ_REMOVE(&t->agent->tasks, t, agent_entry);
-	if (t->status != NULL)
-		protobuf_c_message_free_unpacked(&t->status->base, NULL);
-	bt_resources_release(&t->resources);
+	free(t->status);
+	free(t->statuses);
+	release_resources(t);
 	json_decref(t->extra);
-	free(t->id);
-	free(t->name);
-	free(t->agent_id);
 	free(t);
 }
 
@@ -212,7 +332,7 @@ void master_task_transition(struct master_task *t, int state, int reason, const 
 	Mesos__V1__TimeInfo ut = MESOS__V1__TIME_INFO__INIT;
 
 	tid.value = t->id;
-	aid.value = t->agent_id;
+	aid.value = (char *)t->agent_id;
 	master_status_fill(&st, &tid, &aid, state, reason, message);
 	if (state == MESOS__V1__TASK_STATE__TASK_UNREACHABLE) {
 		ut.nanoseconds = (int64_t)(st.timestamp * 1e9);
@@ -266,7 +386,7 @@ void master_task_status_update(struct master_agent *a, const char *framework_id,
 		if (status->has_uuid && status->uuid.len == 16) {
 			t->has_pending_uuid = true;
 			memcpy(t->pending_uuid, status->uuid.data, 16);
-			t->pending_state = status->state;
+			t->pending_state = (int8_t)status->state;
 		}
 		if (bt_task_state_terminal(status->state))
 			release(t);
@@ -354,22 +474,27 @@ void master_tasks_agent_lost(struct master_agent *a)
 static void reconcile_known(struct master_framework *fw, struct master_task *t)
 {
 	Mesos__V1__TaskStatus st = MESOS__V1__TASK_STATUS__INIT;
+	Mesos__V1__TaskStatus *last = NULL;
 	Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
 	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
 
 	if (t->status != NULL)
-		st = *t->status;
+		last = mesos__v1__task_status__unpack(NULL, t->status_len, t->status);
+	if (last != NULL)
+		st = *last;
 	tid.value = t->id;
-	aid.value = t->agent_id;
+	aid.value = (char *)t->agent_id;
 	master_status_fill(&st, &tid, &aid, t->state,
 	    MESOS__V1__TASK_STATUS__REASON__REASON_RECONCILIATION,
 	    "Reconciliation: Latest task state");
-	if (t->status != NULL && t->status->has_timestamp)
-		st.timestamp = t->status->timestamp;
+	if (last != NULL && last->has_timestamp)
+		st.timestamp = last->timestamp;
 	st.has_uuid = false;
 	st.uuid.data = NULL;
 	st.uuid.len = 0;
 	master_framework_send_update(fw, &st);
+	if (last != NULL)
+		mesos__v1__task_status__free_unpacked(last, NULL);
 }
 
 static bool any_recovered(struct master *m)
@@ -451,7 +576,7 @@ json_t *master_task_json(const struct master_task *t)
 	json_object_set_new(j, "executor_id", json_string(""));
 	json_object_set_new(j, "slave_id", json_string(t->agent_id));
 	json_object_set_new(j, "state", json_string(bt_task_state_name(t->state)));
-	json_object_set_new(j, "resources", bt_resources_flat_json(&t->resources));
+	json_object_set_new(j, "resources", bt_resources_flat_json(t->resources));
 	json_object_set_new(j, "role", json_string("*"));
 	for (size_t i = 0; i < t->nstatuses; i++) {
 		json_t *s = json_object();
@@ -462,7 +587,9 @@ json_t *master_task_json(const struct master_task *t)
 		json_array_append_new(statuses, s);
 	}
 	json_object_set_new(j, "statuses", statuses);
-	json_object_foreach(t->extra, key, value)
-		json_object_set(j, key, value);
+	if (t->extra != NULL) {
+		json_object_foreach(t->extra, key, value)
+			json_object_set(j, key, value);
+	}
 	return j;
 }

@@ -1,0 +1,318 @@
+/*
+ * stream.c -- agent streams on bare sockets.
+ *
+ * An agent's subscription stays open for as long as the agent runs, so
+ * what each open stream costs is paid ten thousand times on a large
+ * cluster. Held by evhttp, a stream keeps a connection, a bufferevent, a
+ * request with its headers and body, and four evbuffers: about 3.4 KB. Here
+ * the master takes the socket over once the subscription is accepted and
+ * keeps only what a stream needs: the descriptor, one event and an output
+ * buffer that exists only while bytes wait to be sent.
+ *
+ * The take-over uses evhttp's public API only. The socket is duplicated,
+ * the bufferevent stops watching it, and an unconnected placeholder socket
+ * is put in its place under the old descriptor number. evhttp is then
+ * given an ordinary reply, which fails on the placeholder, so evhttp frees
+ * its connection and request by its usual error path: its shutdown() and
+ * close() reach the placeholder, never the agent's socket. (This needs
+ * epoll changes applied at once, not batched: main.c makes the event base
+ * ignore EVENT_EPOLL_USE_CHANGELIST.)
+ *
+ * The response head is written by hand (chunked for HTTP/1.1, body until
+ * close for HTTP/1.0), then every record goes out as one chunk holding
+ * "<len>\n<bytes>". Reads only watch for the peer going away; anything the
+ * peer sends is discarded. A write error or EOF ends the stream from the
+ * loop and tells the owner through closed_cb, as does a peer whose unsent
+ * output passes max_buffered (then at once, like bt_http_stream_write).
+ */
+#include "master.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event_struct.h>
+#include <event2/http_struct.h>
+
+#include "http_server.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct master_stream {
+	struct event ev;
+	int fd;                         /* -1: the request had no connection left */
+	bool chunked;
+	bool writing;                   /* ev also waits for EV_WRITE */
+	bool broken;                    /* a write failed: end it from the loop */
+	bool in_closed_cb;
+	size_t max_buffered;
+	struct evbuffer *out;           /* NULL while nothing waits */
+	master_stream_closed_cb closed_cb;
+	void *arg;
+};
+
+static void stream_event_cb(evutil_socket_t fd, short what, void *arg);
+
+static void watch(struct master_stream *st, bool writing)
+{
+	struct event_base *base = event_get_base(&st->ev);
+
+	if (st->writing == writing && event_initialized(&st->ev))
+		return;
+	if (event_initialized(&st->ev))
+		event_del(&st->ev);
+	event_assign(&st->ev, base, st->fd, EV_READ | EV_PERSIST | (writing ? EV_WRITE : 0),
+	    stream_event_cb, st);
+	event_add(&st->ev, NULL);
+	st->writing = writing;
+}
+
+static void stream_free(struct master_stream *st)
+{
+	if (st->fd >= 0) {
+		event_del(&st->ev);
+		close(st->fd);
+	}
+	if (st->out != NULL)
+		evbuffer_free(st->out);
+	free(st);
+}
+
+/* the peer went away or the stream was dropped: tell the owner, then free */
+static void stream_end(struct master_stream *st)
+{
+	st->in_closed_cb = true;
+	if (st->closed_cb != NULL)
+		st->closed_cb(st, st->arg);
+	stream_free(st);
+}
+
+/* send what waits; -1 when the socket failed */
+static int flush(struct master_stream *st)
+{
+	while (st->out != NULL && evbuffer_get_length(st->out) > 0) {
+		int n = evbuffer_write(st->out, st->fd);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return 0;
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+	}
+	if (st->out != NULL) {
+		evbuffer_free(st->out);
+		st->out = NULL;
+	}
+	return 0;
+}
+
+/* read and discard (a bounded amount per call, for fairness); -1 on EOF or error */
+static int drain_input(int fd)
+{
+	char buf[1024];
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return -1;
+	}
+	return 0;
+}
+
+static void stream_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master_stream *st = arg;
+
+	if (st->broken || ((what & EV_READ) && drain_input(st->fd) != 0)) {
+		log_debug("agent stream on fd %d closed", st->fd);
+		stream_end(st);
+		return;
+	}
+	if ((what & EV_WRITE) && flush(st) != 0) {
+		stream_end(st);
+		return;
+	}
+	watch(st, st->out != NULL);
+}
+
+/* the status line and headers, by hand */
+static char *response_head(struct evhttp_request *req, const char *content_type,
+    const char *stream_id, bool chunked)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	return xasprintf("HTTP/1.%d 200 OK\r\nContent-Type: %s\r\nMesos-Stream-Id: %s\r\n"
+	    "Date: %s\r\n%s\r\n", chunked ? 1 : 0, content_type, stream_id, date,
+	    chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
+}
+
+/*
+ * Leave evhttp with a placeholder under fd and a reply to fail on; returns
+ * the duplicated socket, or -1 (the request is then answered with 500).
+ */
+static int take_socket(struct evhttp_request *req, struct evhttp_connection *evcon,
+    struct evbuffer *pending)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	int fd = bufferevent_getfd(bev), own, hole, err;
+
+	own = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	hole = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (own < 0 || hole < 0) {
+		err = errno;
+		log_warn("agent stream: unable to take the connection over: %s", strerror(err));
+		if (own >= 0)
+			close(own);
+		if (hole >= 0)
+			close(hole);
+		bt_http_error(req, 500, "unable to open the stream: %s", strerror(err));
+		return -1;
+	}
+	/* the bufferevent lets go of the socket (epoll forgets it) before fd changes */
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	if (dup3(hole, fd, O_CLOEXEC) < 0) {
+		err = errno;
+		log_warn("agent stream: unable to take the connection over: %s", strerror(err));
+		close(own);
+		close(hole);
+		bt_http_error(req, 500, "unable to open the stream: %s", strerror(err));
+		return -1;
+	}
+	close(hole);
+	/* a reply evhttp has not sent yet goes first */
+	evbuffer_add_buffer(pending, bufferevent_get_output(bev));
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+	evhttp_send_reply(req, 200, "OK", NULL);
+	return own;
+}
+
+struct master_stream *master_stream_take(struct event_base *base, struct evhttp_request *req,
+    const char *content_type, const char *stream_id, size_t max_buffered,
+    master_stream_closed_cb closed_cb, void *arg)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct master_stream *st = xcalloc(1, sizeof *st);
+	bool chunked = !(req->major == 1 && req->minor == 0);
+	char *head;
+
+	st->fd = -1;
+	st->max_buffered = max_buffered;
+	st->closed_cb = closed_cb;
+	st->arg = arg;
+	st->chunked = chunked;
+	if (evcon == NULL) {
+		/* the peer left before the answer: the first write reports it */
+		log_warn("agent stream requested on a closed connection");
+		evhttp_send_reply_end(req);
+		return st;
+	}
+	st->out = evbuffer_new();
+	if ((st->fd = take_socket(req, evcon, st->out)) < 0) {
+		st->broken = true;
+		return st;
+	}
+	evutil_make_socket_nonblocking(st->fd);
+	head = response_head(req, content_type, stream_id, chunked);
+	evbuffer_add(st->out, head, strlen(head));
+	free(head);
+	event_assign(&st->ev, base, st->fd, EV_READ | EV_PERSIST, stream_event_cb, st);
+	st->writing = false;
+	event_add(&st->ev, NULL);
+	if (flush(st) != 0)
+		st->broken = true;
+	watch(st, st->out != NULL || st->broken);
+	return st;
+}
+
+int master_stream_send(struct master_stream *st, const void *rec, size_t len)
+{
+	char pre[48], size[24];
+	int npre, nsize = 0;
+	struct iovec iov[4];
+	size_t total, done;
+	ssize_t w;
+	int niov = 0;
+
+	if (st->in_closed_cb)
+		return -1;
+	if (st->fd < 0) {
+		stream_end(st);
+		return -1;
+	}
+	if (st->broken || len == 0)
+		return 0;
+	npre = snprintf(pre, sizeof pre, "%zu\n", len);
+	if (st->chunked)
+		nsize = snprintf(size, sizeof size, "%zx\r\n", (size_t)npre + len);
+	total = (size_t)nsize + (size_t)npre + len + (st->chunked ? 2 : 0);
+	done = st->out != NULL ? evbuffer_get_length(st->out) : 0;
+	if (done > 0 && done + total > st->max_buffered) {
+		log_warn("dropping slow agent stream on fd %d (%zu bytes waiting)", st->fd, done);
+		stream_end(st);
+		return -1;
+	}
+	if (st->chunked)
+		iov[niov++] = (struct iovec){ size, (size_t)nsize };
+	iov[niov++] = (struct iovec){ pre, (size_t)npre };
+	iov[niov++] = (struct iovec){ (void *)rec, len };
+	if (st->chunked)
+		iov[niov++] = (struct iovec){ "\r\n", 2 };
+	w = 0;
+	if (st->out == NULL) {
+		w = writev(st->fd, iov, niov);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			st->broken = true;
+			event_active(&st->ev, EV_WRITE, 0);
+			return 0;
+		}
+		if (w < 0)
+			w = 0;
+	}
+	if ((size_t)w == total)
+		return 0;
+	if (st->out == NULL)
+		st->out = evbuffer_new();
+	for (int i = 0; i < niov; i++) {
+		size_t skip = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
+		evbuffer_add(st->out, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+		w -= (ssize_t)skip;
+	}
+	watch(st, true);
+	return 0;
+}
+
+void master_stream_close(struct master_stream *st)
+{
+	if (st == NULL || st->in_closed_cb)
+		return;
+	if (st->fd >= 0 && !st->broken) {
+		if (st->chunked) {
+			if (st->out == NULL)
+				st->out = evbuffer_new();
+			evbuffer_add(st->out, "0\r\n\r\n", 5);
+		}
+		(void)flush(st);
+		(void)drain_input(st->fd);
+		shutdown(st->fd, SHUT_WR);
+	}
+	stream_free(st);
+}
