@@ -1,8 +1,9 @@
 /*
  * agent.h -- butte-agent: the state of one agent and the prototypes of its parts.
  *
- * The agent subscribes to the master (master_link.c), runs the tasks the
- * master launches as supervised process trees in sandbox directories
+ * The agent subscribes to the master (master_link.c), fetches the URIs of
+ * the tasks the master launches into their sandboxes (fetch.c), runs them
+ * as supervised process trees in sandbox directories
  * (containerizer.c, with the environment from env.c) or, for DOCKER tasks,
  * as containers through the Docker Engine API (docker.c, docker_spec.c,
  * docker_tasks.c; docker.h), follows them until
@@ -47,6 +48,7 @@ struct agent_link;
 struct agent_health;
 struct agent_docker;
 struct agent_docker_task;
+struct agent_fetch;
 
 /* One task, from launch until its terminal update is acknowledged. */
 struct agent_task {
@@ -88,6 +90,7 @@ struct agent_task {
 	struct event *watch_ev;         /* pidfd readable, or a 1 s polling timer */
 	struct agent_health *health;    /* health checks (health.c), or NULL */
 	struct agent_docker_task *docker;       /* a DOCKER task's container (docker_tasks.c), or NULL */
+	struct agent_fetch *fetch;      /* its URIs being fetched (fetch.c), or NULL */
 };
 
 TAILQ_HEAD(agent_tasks, agent_task);
@@ -99,6 +102,7 @@ struct agent {
 	struct bt_http_client *call_client;     /* for AgentCalls when not `client` (simulate.c) */
 	struct agent_link *link;
 	struct agent_docker *docker;    /* the Docker engine (docker.c) */
+	struct bt_http_client *fetch_client;    /* downloads of task URIs (fetch.c), or NULL */
 	const struct bt_flag *flag_table;
 
 	/* flags */
@@ -112,6 +116,7 @@ struct agent {
 	char *log_level;
 	double backoff_factor;
 	double kill_grace;
+	double executor_registration_timeout;   /* bound on fetching a task's URIs */
 	char *containerizers;
 	char *docker_socket;
 	char *isolation;
@@ -182,6 +187,8 @@ void agent_update_health(struct agent_task *t, bool healthy, const char *message
 int agent_containerizer_init(struct agent *a);
 void agent_containerizer_release(struct agent *a);
 void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch);
+/* t's URIs are in its sandbox (fetch.c): start it as a process or a container */
+void agent_launch_fetched(struct agent_task *t);
 /* a task in TASK_STAGING with its ids, copies of info and fw, and the names of its dirs */
 struct agent_task *agent_task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
     const Mesos__V1__TaskInfo *info);
@@ -221,6 +228,16 @@ void agent_docker_recover(struct agent_task *t);
 void agent_docker_task_free(struct agent_task *t);
 /* a Docker task's container address, or NULL (the agent's address applies) */
 const char *agent_docker_task_ip(const struct agent_task *t);
+
+/* fetch.c -- CommandInfo.uris into the sandbox before the task starts */
+/* fetch t's URIs, then agent_launch_fetched(t); a failure ends t with TASK_FAILED */
+void agent_fetch_start(struct agent_task *t);
+/* t->fetch is set: cancel the fetch; t ends with TASK_KILLED */
+void agent_fetch_kill(struct agent_task *t);
+void agent_fetch_free(struct agent_task *t);
+/* a reaped child that was a fetcher's cp, tar, gzip or unzip: true when it was one */
+bool agent_fetch_reaped(struct agent *a, pid_t pid, int status);
+void agent_fetch_release(struct agent *a);
 
 /* env.c -- the environment and argv a task is started with */
 char **agent_task_env(struct agent_task *t);

@@ -1,9 +1,10 @@
 /*
  * containerizer.c -- the process containerizer: launching a task.
  *
- * Every task gets a sandbox directory (Mesos's layout, under work_dir) and
- * a supervisor. The agent forks the supervisor; the supervisor starts its
- * own session, becomes the subreaper of everything the task starts, forks
+ * Every task gets a sandbox directory (Mesos's layout, under work_dir),
+ * its CommandInfo.uris fetched into it (fetch.c), and a supervisor. The
+ * agent forks the supervisor; the supervisor starts its own session,
+ * becomes the subreaper of everything the task starts, forks
  * the task and waits for it; then it kills and reaps what is left of the
  * task's process group, writes the exit status atomically to the run's
  * meta dir and exits. The task process
@@ -110,6 +111,7 @@ int agent_containerizer_init(struct agent *a)
 void agent_containerizer_release(struct agent *a)
 {
 	agent_docker_release(a);
+	agent_fetch_release(a);
 	if (a->seccomp != NULL)
 		seccomp_release(a->seccomp);
 	a->seccomp = NULL;
@@ -484,18 +486,22 @@ static void launch_one(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 		launch_failed(t, why, MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED);
 		goto out;
 	}
-	if (agent_docker_wanted(info)) {
-		agent_docker_launch(t);
-		goto out;
-	}
-	if ((why = launch_problem(info)) != NULL) {
+	if (!agent_docker_wanted(info) && (why = launch_problem(info)) != NULL) {
 		launch_failed(t, why, MESOS__V1__TASK_STATUS__REASON__REASON_TASK_INVALID);
 		goto out;
 	}
-	fork_supervisor(t);
+	agent_fetch_start(t);
 out:
 	free(cause);
 	free(why);
+}
+
+void agent_launch_fetched(struct agent_task *t)
+{
+	if (agent_docker_wanted(t->info))
+		agent_docker_launch(t);
+	else
+		fork_supervisor(t);
 }
 
 void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch)

@@ -195,7 +195,7 @@ void agent_reap_children(struct agent *a)
 				break;
 		}
 		if (t == NULL) {
-			if (agent_health_reaped(a, pid, st))
+			if (agent_health_reaped(a, pid, st) || agent_fetch_reaped(a, pid, st))
 				continue;
 			log_debug("reaped process %d", (int)pid);
 			continue;
@@ -247,6 +247,10 @@ void agent_kill_task(struct agent_task *t, double grace)
 	if (t->ended || bt_task_state_terminal(t->state) || t->killing)
 		return;
 	t->killing = true;
+	if (t->fetch != NULL) {
+		agent_fetch_kill(t);
+		return;
+	}
 	agent_health_sync(t);
 	t->kill_grace = grace < 0 ? 0 : grace;
 	log_info("killing task '%s' of framework '%s' (grace period %.1f s)", t->task_id,
@@ -414,6 +418,7 @@ void agent_task_free(struct agent_task *t)
 
 	agent_health_free(t);
 	agent_docker_task_free(t);
+	agent_fetch_free(t);
 	close_pipe(t);
 	stop_watching(t);
 	if (t->kill_ev != NULL)
