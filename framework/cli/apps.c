@@ -20,6 +20,8 @@
 
 #define MAX_APP_FILE (4u << 20)
 
+static bool cli_force;                  /* app --force: ?force=true on changes */
+
 /* the whole of a file, or of stdin for "-"; NULL after printing why */
 static char *read_input(const char *name)
 {
@@ -213,7 +215,7 @@ static int app_scale(const struct cli *cli, int argc, char **argv)
 		cli_error("invalid number of instances '%s'", argv[1]);
 		return 2;
 	}
-	path = cli_app_path(argv[0], NULL);
+	path = cli_app_path(argv[0], cli_force ? "?force=true" : NULL);
 	body = xasprintf("{\"instances\":%ld}", n);
 	what = xasprintf("unable to scale '%s'", argv[0]);
 	if (send_app(cli, "PUT", path, body, what, &dr, &r) == -1)
@@ -241,7 +243,7 @@ static int app_remove(const struct cli *cli, int argc, char **argv)
 		cli_error("usage: butte app remove ID");
 		return 2;
 	}
-	path = cli_app_path(argv[0], NULL);
+	path = cli_app_path(argv[0], cli_force ? "?force=true" : NULL);
 	what = xasprintf("unable to remove '%s'", argv[0]);
 	if (send_app(cli, "DELETE", path, NULL, what, &dr, &r) == -1)
 		goto out;
@@ -259,9 +261,11 @@ static const char app_usage[] =
     "butte app add FILE|-      create an app from a JSON app definition\n"
     "       butte app list            list apps: instances wanted and running\n"
     "       butte app show ID         the app and its tasks as JSON\n"
-    "       butte app scale ID N      set the number of instances\n"
-    "       butte app remove ID       remove the app and kill its tasks\n"
+    "       butte app scale [--force] ID N   set the number of instances\n"
+    "       butte app remove [--force] ID    remove the app and kill its tasks\n"
     "\n"
+    "An app in a running deployment is locked: scale and remove answer\n"
+    "relay's 409 unless --force cancels that deployment.\n"
     "App definitions follow Marathon's (see docs/examples/hello.json).";
 
 int cli_app(struct cli *cli, int argc, char **argv)
@@ -274,7 +278,11 @@ int cli_app(struct cli *cli, int argc, char **argv)
 		{ "show", app_show }, { "scale", app_scale }, { "remove", app_remove },
 		{ "rm", app_remove }, { NULL, NULL },
 	};
-	const struct bt_flag flags[] = { { NULL, 0, NULL, NULL, NULL } };
+	const struct bt_flag flags[] = {
+		{ "force", BT_FLAG_BOOL, &cli_force, "false",
+		    "override the deployment that locks the app (Marathon's ?force=true)" },
+		{ NULL, 0, NULL, NULL, NULL },
+	};
 	int rest = argc, sub_rest;
 
 	if (cli_parse_flags(flags, argc, argv, app_usage, &rest) == -1)

@@ -2,12 +2,12 @@
  * api.c -- the Marathon v2 REST API on common/http_server.
  *
  * Routes: /v2/apps (create, list, get, update, scale, delete, restart,
- * versions; app tasks are in api_tasks.c), /v2/tasks, /v2/deployments,
- * /v2/queue, /v2/groups (read-only root group), /v2/info, /v2/leader,
+ * versions; app tasks are in api_tasks.c), /v2/tasks, /v2/deployments
+ * (deploy.c), /v2/queue, /v2/groups (groups.c), /v2/info, /v2/leader,
  * /ping and /metrics; any other path is 404 {"message":"URI not found"}.
- * Every change makes a deployment, which stays listed until the app has
- * its instances of the new version running (or, for a delete, no task
- * left), then vanishes. Errors use Marathon's codes and bodies.
+ * Every change goes through relay_api_apply(): the apps' locks, one
+ * deployment, the new definitions, the keep-N loop. Errors use
+ * Marathon's codes and bodies.
  */
 #include "relay.h"
 
@@ -107,72 +107,6 @@ static bool embed_has(const struct evkeyvalq *q, const char *what)
 	return false;
 }
 
-/* ---- deployments ---- */
-
-struct relay_deployment *relay_deployment_new(struct relay *r, const char *app_id,
-    enum relay_action action, const char *version)
-{
-	struct relay_deployment *d, *next;
-	bool fresh = action == RELAY_START;
-
-	for (d = TAILQ_FIRST(&r->deployments); d != NULL; d = next) {
-		next = TAILQ_NEXT(d, entry);
-		if (strcmp(d->app_id, app_id) == 0) {
-			if (d->with_start && action != RELAY_STOP)
-				action = RELAY_START;
-			relay_event_deployment_failed(r, d, "replaced by a newer deployment");
-			TAILQ_REMOVE(&r->deployments, d, entry);
-			free(d->id);
-			free(d->version);
-			free(d->app_id);
-			free(d);
-		}
-	}
-	d = xcalloc(1, sizeof *d);
-	d->id = bt_uuid_new();
-	d->version = xstrdup(version);
-	d->app_id = xstrdup(app_id);
-	d->with_start = action == RELAY_START;
-	d->action = action == RELAY_START ? RELAY_SCALE : action;
-	TAILQ_INSERT_TAIL(&r->deployments, d, entry);
-	relay_event_deployment_new(r, d, fresh);
-	return d;
-}
-
-static bool deployment_done(struct relay *r, const struct relay_deployment *d)
-{
-	struct relay_app *app = relay_app_find(r, d->app_id);
-	struct relay_task *t;
-	int running = 0;
-
-	RELAY_APP_TASKS_FOREACH(t, r, d->app_id) {
-		if (app == NULL || t->goal == RELAY_GOAL_STOPPED ||
-		    strcmp(t->config_version ? t->config_version : "", app->config_version) != 0)
-			return false;
-		if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
-			running++;
-	}
-	return app == NULL || running == app->instances;
-}
-
-void relay_deployments_check(struct relay *r)
-{
-	struct relay_deployment *d, *next;
-
-	for (d = TAILQ_FIRST(&r->deployments); d != NULL; d = next) {
-		next = TAILQ_NEXT(d, entry);
-		if (!deployment_done(r, d))
-			continue;
-		log_info("deployment '%s' of app '%s' finished", d->id, d->app_id);
-		relay_event_deployment_done(r, d);
-		TAILQ_REMOVE(&r->deployments, d, entry);
-		free(d->id);
-		free(d->version);
-		free(d->app_id);
-		free(d);
-	}
-}
-
 /* ---- app changes ---- */
 
 void relay_api_stamp(json_t *def, const char *version, const char *config_version)
@@ -197,12 +131,91 @@ void relay_api_app_changed(struct relay *r, struct relay_app *app, bool config)
 	relay_converge(r);
 }
 
-static void create_app(struct relay *r, struct evhttp_request *req)
+static void remove_app(struct relay *r, const char *id)
+{
+	struct relay_app *app = relay_app_find(r, id);
+	struct relay_task *t;
+
+	if (app == NULL)
+		return;
+	relay_state_delete_app(r, id);
+	relay_app_remove(r, app);
+	RELAY_APP_TASKS_FOREACH(t, r, id)
+		if (t->goal == RELAY_GOAL_RUNNING)
+			relay_task_kill(r, t);
+	log_info("app '%s' deleted", id);
+}
+
+/* the new app of a change: stamped with version unless it keeps its own */
+static struct relay_app *set_app(struct relay *r, struct relay_change *c, const char *version,
+    bool *config)
+{
+	struct relay_app *old = relay_app_find(r, c->id);
+	json_t *def = c->def;
+
+	c->def = NULL;
+	*config = old == NULL || c->restart || relay_app_config_changed(old->def, def);
+	if (!c->keep_version)
+		relay_api_stamp(def, version, *config ? version : old->config_version);
+	return relay_app_set(r, def);
+}
+
+struct relay_deployment *relay_api_apply(struct relay *r, struct evhttp_request *req,
+    const struct evkeyvalq *q, struct relay_change *ch, size_t n)
+{
+	char **ids = xcalloc(n + 1, sizeof *ids);     /* copies: a removed app takes its id along */
+	struct relay_deployment *d = NULL;
+	struct relay_app **apps = xcalloc(n + 1, sizeof *apps);
+	bool *config = xcalloc(n + 1, sizeof *config);
+	char *version = relay_api_now();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		ch[i].id = ids[i] = xstrdup(ch[i].id);
+	if (!relay_deployment_lock(r, req, q, (const char *const *)ids, n))
+		goto out;
+	d = relay_deployment_begin(r, version);
+	for (i = 0; i < n; i++)
+		relay_deployment_touch(r, d, ch[i].id);
+	for (i = 0; i < n; i++) {
+		if (ch[i].def == NULL) {
+			remove_app(r, ch[i].id);
+			continue;
+		}
+		apps[i] = set_app(r, &ch[i], version, &config[i]);
+		log_info("app '%s' %s (%d instances)", apps[i]->id, ch[i].restart ? "restarted" :
+		    config[i] ? "has a new config" : "scaled", apps[i]->instances);
+		if (req != NULL && !ch[i].restart)
+			relay_event_api_post(r, req, apps[i]->def);
+	}
+	relay_deployment_commit(r, d);
+	for (i = 0; i < n; i++) {
+		if (apps[i] != NULL)
+			relay_api_app_changed(r, apps[i], config[i]);
+		else if (relay_app_find(r, ch[i].id) == NULL)
+			relay_event_app_terminated(r, ch[i].id);
+	}
+	relay_converge(r);
+out:
+	for (i = 0; i < n; i++) {
+		json_decref(ch[i].def);
+		free(ids[i]);
+		ch[i].id = NULL;
+	}
+	free(version);
+	free(config);
+	free(apps);
+	free(ids);
+	return d;
+}
+
+static void create_app(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q)
 {
 	json_t *body = relay_api_read_body(req), *def, *err;
-	struct relay_app *app;
+	struct relay_change ch = { 0 };
 	struct relay_deployment *d;
-	char *version, *cause = NULL, *location;
+	struct relay_app *app;
+	char *cause = NULL, *location;
 	int status;
 
 	if (body == NULL)
@@ -224,19 +237,16 @@ static void create_app(struct relay *r, struct evhttp_request *req)
 		json_decref(def);
 		return;
 	}
-	version = relay_api_now();
-	relay_api_stamp(def, version, version);
-	app = relay_app_set(r, def);
-	log_info("app '%s' created (%d instances)", app->id, app->instances);
-	d = relay_deployment_new(r, app->id, RELAY_START, version);
-	relay_api_app_changed(r, app, true);
-	relay_event_api_post(r, req, app->def);
+	ch.id = bt_json_string(def, "id");
+	ch.def = def;
+	if ((d = relay_api_apply(r, req, q, &ch, 1)) == NULL)
+		return;
+	app = TAILQ_LAST(&r->apps, relay_apps);        /* the app just created */
 	location = xasprintf("/v2/apps%s", app->id);
 	bt_http_add_header(req, "Location", location);
 	bt_http_add_header(req, "Marathon-Deployment-Id", d->id);
 	relay_api_reply(req, 201, relay_json_app(r, app, false, false));
 	free(location);
-	free(version);
 }
 
 /* the body for PUT: a rollback to a stored version, or the body itself */
@@ -268,94 +278,142 @@ static json_t *update_body(struct relay *r, struct evhttp_request *req, const ch
 	return stored;
 }
 
-static void update_app(struct relay *r, struct evhttp_request *req, const char *id,
-    const struct evkeyvalq *q)
+/*
+ * The new definition of app `id` from a PUT or PATCH body (taken); NULL
+ * when the error reply was sent. Ports are assigned.
+ */
+json_t *relay_api_updated_def(struct relay *r, struct evhttp_request *req, const char *id,
+    json_t *body, bool partial)
 {
-	json_t *body = relay_api_read_body(req), *def, *err;
 	struct relay_app *app = relay_app_find(r, id);
-	bool partial = bt_http_query_bool(q, "partialUpdate", 1) != 0 ||
-	    strcmp(bt_http_method(req), "PATCH") == 0, config;
-	struct relay_deployment *d;
-	char *version, *cause = NULL, *location = NULL;
-	const char *config_version;
+	json_t *def, *err;
+	char *cause = NULL;
 	int status;
 
-	if (body == NULL || (body = update_body(r, req, id, body, &partial)) == NULL)
-		return;
+	if ((body = update_body(r, req, id, body, &partial)) == NULL)
+		return NULL;
 	def = relay_app_normalize(r, body, partial && app ? app->def : NULL, id, &status, &err);
 	json_decref(body);
 	if (def == NULL) {
 		relay_api_reply_error(req, status, err);
-		return;
+		return NULL;
 	}
 	if (relay_app_assign_ports(r, def, app ? app->def : NULL, &cause) != 0) {
 		bt_http_error(req, 422, "%s", cause);
 		free(cause);
 		json_decref(def);
-		return;
+		return NULL;
 	}
-	version = relay_api_now();
-	config = app == NULL || relay_app_config_changed(app->def, def);
-	config_version = config ? version : app->config_version;
-	relay_api_stamp(def, version, config_version);
-	if (app == NULL)
+	return def;
+}
+
+static bool partial_update(struct evhttp_request *req, const struct evkeyvalq *q)
+{
+	return bt_http_query_bool(q, "partialUpdate", 1) != 0 ||
+	    strcmp(bt_http_method(req), "PATCH") == 0;
+}
+
+static void update_app(struct relay *r, struct evhttp_request *req, const char *id,
+    const struct evkeyvalq *q)
+{
+	json_t *body = relay_api_read_body(req);
+	struct relay_change ch = { 0 };
+	struct relay_deployment *d;
+	char *location = NULL;
+
+	if (body == NULL || (ch.def = relay_api_updated_def(r, req, id, body,
+	    partial_update(req, q))) == NULL)
+		return;
+	if (relay_app_find(r, id) == NULL)
 		location = xasprintf("/v2/apps%s", id);
-	d = relay_deployment_new(r, id, app == NULL ? RELAY_START : config ? RELAY_RESTART :
-	    RELAY_SCALE, version);
-	app = relay_app_set(r, def);
-	log_info("app '%s' updated (%s, %d instances)", id, config ? "new config" : "scale",
-	    app->instances);
-	relay_api_app_changed(r, app, config);
-	relay_event_api_post(r, req, app->def);
-	relay_api_reply_dr(req, location ? 201 : 200, d, location);
+	ch.id = id;
+	if ((d = relay_api_apply(r, req, q, &ch, 1)) != NULL)
+		relay_api_reply_dr(req, location ? 201 : 200, d, location);
 	free(location);
-	free(version);
 }
 
-static void delete_app(struct relay *r, struct evhttp_request *req, const char *id)
+/* PUT or PATCH /v2/apps with an array of apps: one deployment */
+static void update_apps(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q)
+{
+	json_t *body = relay_api_read_body(req), *item;
+	struct relay_change *ch;
+	struct relay_deployment *d;
+	size_t i, n, k;
+	char **ids;
+
+	if (body == NULL)
+		return;
+	if (!json_is_array(body)) {
+		relay_api_reply_error(req, 400, json_pack("{s:s, s:[{s:s, s:[s]}]}", "message",
+		    "Invalid JSON", "details", "path", "/", "errors", "error.expected.jsarray"));
+		json_decref(body);
+		return;
+	}
+	n = json_array_size(body);
+	ch = xcalloc(n + 1, sizeof *ch);
+	ids = xcalloc(n + 1, sizeof *ids);
+	json_array_foreach(body, i, item) {
+		if (!json_is_object(item) || bt_json_string(item, "id") == NULL) {
+			relay_api_reply_error(req, 422, json_pack("{s:s, s:[{s:s, s:[s]}]}", "message",
+			    "Object is not valid", "details", "path", "/id", "errors",
+			    "error.path.missing"));
+			goto out;
+		}
+		ids[i] = relay_app_id_absolute(bt_json_string(item, "id"));
+		for (k = 0; k < i; k++)
+			if (strcmp(ids[k], ids[i]) == 0) {
+				bt_http_error(req, 422, "Duplicate app id '%s' in the list", ids[i]);
+				goto out;
+			}
+		ch[i].id = ids[i];
+		if ((ch[i].def = relay_api_updated_def(r, req, ids[i], json_incref(item),
+		    partial_update(req, q))) == NULL)
+			goto out;
+	}
+	if ((d = relay_api_apply(r, req, q, ch, n)) != NULL)
+		relay_api_reply_dr(req, 200, d, NULL);
+	n = 0;          /* the definitions were taken */
+out:
+	for (i = 0; i < n; i++)
+		json_decref(ch[i].def);
+	for (i = 0; i < json_array_size(body); i++)
+		free(ids[i]);
+	free(ids);
+	free(ch);
+	json_decref(body);
+}
+
+static void delete_app(struct relay *r, struct evhttp_request *req, const char *id,
+    const struct evkeyvalq *q)
+{
+	struct relay_change ch = { 0 };
+	struct relay_deployment *d;
+
+	if (relay_app_find(r, id) == NULL) {
+		relay_api_not_found(req, id);
+		return;
+	}
+	ch.id = id;
+	if ((d = relay_api_apply(r, req, q, &ch, 1)) != NULL)
+		relay_api_reply_dr(req, 200, d, NULL);
+}
+
+static void restart_app(struct relay *r, struct evhttp_request *req, const char *id,
+    const struct evkeyvalq *q)
 {
 	struct relay_app *app = relay_app_find(r, id);
-	struct relay_task *t;
+	struct relay_change ch = { 0 };
 	struct relay_deployment *d;
-	char *version;
 
 	if (app == NULL) {
 		relay_api_not_found(req, id);
 		return;
 	}
-	version = relay_api_now();
-	d = relay_deployment_new(r, id, RELAY_STOP, version);
-	relay_state_delete_app(r, id);
-	relay_app_remove(r, app);
-	RELAY_APP_TASKS_FOREACH(t, r, id)
-		if (t->goal == RELAY_GOAL_RUNNING)
-			relay_task_kill(r, t);
-	relay_event_app_terminated(r, id);
-	log_info("app '%s' deleted", id);
-	relay_converge(r);
-	relay_api_reply_dr(req, 200, d, NULL);
-	free(version);
-}
-
-static void restart_app(struct relay *r, struct evhttp_request *req, const char *id)
-{
-	struct relay_app *app = relay_app_find(r, id);
-	struct relay_deployment *d;
-	json_t *def;
-	char *version;
-
-	if (app == NULL) {
-		relay_api_not_found(req, id);
-		return;
-	}
-	version = relay_api_now();
-	def = json_deep_copy(app->def);
-	relay_api_stamp(def, version, version);
-	d = relay_deployment_new(r, id, RELAY_RESTART, version);
-	app = relay_app_set(r, def);
-	relay_api_app_changed(r, app, true);
-	relay_api_reply_dr(req, 200, d, NULL);
-	free(version);
+	ch.id = id;
+	ch.def = json_deep_copy(app->def);
+	ch.restart = true;
+	if ((d = relay_api_apply(r, req, q, &ch, 1)) != NULL)
+		relay_api_reply_dr(req, 200, d, NULL);
 }
 
 /* ---- reading apps ---- */
@@ -494,7 +552,7 @@ static void one_app(struct relay *r, struct evhttp_request *req, const char *raw
 			relay_api_not_allowed(req);
 	} else if (suffix != NULL && strcmp(suffix, "restart") == 0) {
 		if (strcmp(method, "POST") == 0)
-			restart_app(r, req, id);
+			restart_app(r, req, id, q);
 		else
 			relay_api_not_allowed(req);
 	} else if (strcmp(method, "GET") == 0) {
@@ -506,7 +564,7 @@ static void one_app(struct relay *r, struct evhttp_request *req, const char *raw
 	} else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
 		update_app(r, req, id, q);
 	} else if (strcmp(method, "DELETE") == 0) {
-		delete_app(r, req, id);
+		delete_app(r, req, id, q);
 	} else {
 		relay_api_not_allowed(req);
 	}
@@ -524,7 +582,9 @@ static void apps_cb(struct evhttp_request *req, const char *path, const struct e
 		if (strcmp(method, "GET") == 0)
 			list_apps(r, req, q, NULL, "apps");
 		else if (strcmp(method, "POST") == 0)
-			create_app(r, req);
+			create_app(r, req, q);
+		else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
+			update_apps(r, req, q);
 		else
 			relay_api_not_allowed(req);
 		return;
@@ -547,7 +607,7 @@ int relay_api_start(struct relay *r, char **cause)
 	bt_http_server_route(r->http, "/v2/tasks", BT_ROUTE_PREFIX, relay_api_tasks_cb, r);
 	bt_http_server_route(r->http, "/v2/deployments", BT_ROUTE_PREFIX, relay_api_deployments_cb, r);
 	bt_http_server_route(r->http, "/v2/queue", BT_ROUTE_PREFIX, relay_api_queue_cb, r);
-	bt_http_server_route(r->http, "/v2/groups", BT_ROUTE_PREFIX, relay_api_groups_cb, r);
+	bt_http_server_route(r->http, "/v2/groups", BT_ROUTE_PREFIX, relay_groups_cb, r);
 	bt_http_server_route(r->http, "/v2/info", BT_ROUTE_EXACT, relay_api_info_cb, r);
 	bt_http_server_route(r->http, "/v2/leader", BT_ROUTE_EXACT, relay_api_leader_cb, r);
 	bt_http_server_route(r->http, "/ping", BT_ROUTE_EXACT, relay_api_ping_cb, r);

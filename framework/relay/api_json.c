@@ -67,7 +67,7 @@ json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks,
 	json_object_set_new(j, "tasksHealthy", json_integer(healthy));
 	json_object_set_new(j, "tasksUnhealthy", json_integer(unhealthy));
 	TAILQ_FOREACH(d, &r->deployments, entry)
-		if (strcmp(d->app_id, app->id) == 0)
+		if (relay_deployment_affects(d, app->id))
 			json_array_append_new(deps, json_pack("{s:s}", "id", d->id));
 	json_object_set_new(j, "deployments", deps);
 	if (tasks) {
@@ -79,33 +79,6 @@ json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks,
 	if (failure && app->last_failure != NULL)
 		json_object_set(j, "lastTaskFailure", app->last_failure);
 	return j;
-}
-
-static const char *action_name(enum relay_action a)
-{
-	switch (a) {
-	case RELAY_START: return "StartApplication";
-	case RELAY_SCALE: return "ScaleApplication";
-	case RELAY_RESTART: return "RestartApplication";
-	default: return "StopApplication";
-	}
-}
-
-json_t *relay_json_deployment(struct relay *r, const struct relay_deployment *d)
-{
-	json_t *steps = json_array();
-	const char *current = action_name(d->action);
-
-	if (d->with_start)
-		json_array_append_new(steps, json_pack("{s:[{s:s, s:s}]}", "actions", "action",
-		    "StartApplication", "app", d->app_id));
-	json_array_append_new(steps, json_pack("{s:[{s:s, s:s}]}", "actions", "action", current,
-	    "app", d->app_id));
-	return json_pack("{s:s, s:s, s:[s], s:[], s:o, s:[{s:s, s:s, s:[]}], s:i, s:i}",
-	    "id", d->id, "version", d->version, "affectedApps", d->app_id, "affectedPods",
-	    "steps", steps, "currentActions", "action", current, "app", d->app_id,
-	    "readinessCheckResults", "currentStep", d->with_start ? 2 : 1,
-	    "totalSteps", d->with_start ? 2 : 1);
 }
 
 json_t *relay_json_info(struct relay *r)

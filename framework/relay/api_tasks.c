@@ -1,6 +1,6 @@
 /*
  * api_tasks.c -- the REST API beyond apps: app tasks and their kills,
- * /v2/tasks, /v2/deployments, /v2/queue, /v2/groups, /v2/info,
+ * /v2/tasks, /v2/queue, /v2/info,
  * /v2/leader, /ping, /metrics and the 404 for unknown paths.
  */
 #include "relay.h"
@@ -16,21 +16,24 @@
 
 /* ---- tasks ---- */
 
-/* scale the app down by n after kills; a deployment for the change */
-static struct relay_deployment *scale_by(struct relay *r, struct relay_app *app, int n)
+/* the change scaling app down by n after kills */
+static void scale_change(struct relay_change *ch, const struct relay_app *app, int n)
 {
-	json_t *def = json_deep_copy(app->def);
-	char *version = relay_api_now();
-	struct relay_deployment *d;
 	int instances = app->instances - n;
 
-	json_object_set_new(def, "instances", json_integer(instances < 0 ? 0 : instances));
-	relay_api_stamp(def, version, app->config_version);
-	d = relay_deployment_new(r, app->id, RELAY_SCALE, version);
-	app = relay_app_set(r, def);
-	relay_api_app_changed(r, app, false);
-	free(version);
-	return d;
+	ch->id = app->id;
+	ch->def = json_deep_copy(app->def);
+	json_object_set_new(ch->def, "instances", json_integer(instances < 0 ? 0 : instances));
+}
+
+/* scale the app down by n after kills: the deployment (locked already) */
+static struct relay_deployment *scale_by(struct relay *r, struct evhttp_request *req,
+    const struct evkeyvalq *q, struct relay_app *app, int n)
+{
+	struct relay_change ch = { 0 };
+
+	scale_change(&ch, app, n);
+	return relay_api_apply(r, req, q, &ch, 1);
 }
 
 static int kill_flags(struct evhttp_request *req, const struct evkeyvalq *q, int *scale)
@@ -69,7 +72,8 @@ void relay_api_app_tasks(struct relay *r, struct evhttp_request *req, const char
 		relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
 		return;
 	}
-	if (strcmp(method, "DELETE") != 0 || kill_flags(req, q, &scale) != 0) {
+	if (strcmp(method, "DELETE") != 0 || kill_flags(req, q, &scale) != 0 ||
+	    (scale && !relay_deployment_lock(r, req, q, (const char *const *)&app->id, 1))) {
 		if (strcmp(method, "DELETE") != 0)
 			relay_api_not_allowed(req);
 		json_decref(list);
@@ -85,7 +89,7 @@ void relay_api_app_tasks(struct relay *r, struct evhttp_request *req, const char
 	}
 	if (scale) {
 		json_decref(list);
-		relay_api_reply_dr(req, 200, scale_by(r, app, killed), NULL);
+		relay_api_reply_dr(req, 200, scale_by(r, req, q, app, killed), NULL);
 		return;
 	}
 	relay_converge(r);
@@ -117,13 +121,14 @@ void relay_api_app_task(struct relay *r, struct evhttp_request *req, const char 
 		relay_api_not_allowed(req);
 		return;
 	}
-	if (kill_flags(req, q, &scale) != 0)
+	if (kill_flags(req, q, &scale) != 0 ||
+	    (scale && !relay_deployment_lock(r, req, q, (const char *const *)&app->id, 1)))
 		return;
 	j = relay_json_task(r, t, false);
 	relay_task_kill(r, t);
 	if (scale) {
 		json_decref(j);
-		relay_api_reply_dr(req, 200, scale_by(r, app, 1), NULL);
+		relay_api_reply_dr(req, 200, scale_by(r, req, q, app, 1), NULL);
 		return;
 	}
 	relay_converge(r);
@@ -146,13 +151,52 @@ static bool status_selected(const struct relay_task *t, const struct evkeyvalq *
 	return !any;
 }
 
+/* the kills of POST /v2/tasks/delete?scale=true: one deployment scaling every app down */
+static struct relay_deployment *scale_apps(struct relay *r, struct evhttp_request *req,
+    const struct evkeyvalq *q, json_t *killed)
+{
+	struct relay_change *ch = xcalloc(json_object_size(killed) + 1, sizeof *ch);
+	struct relay_deployment *d;
+	const char *id;
+	json_t *n;
+	size_t k = 0;
+
+	json_object_foreach(killed, id, n)
+		scale_change(&ch[k++], relay_app_find(r, id), (int)json_integer_value(n));
+	d = relay_api_apply(r, req, q, ch, k);
+	free(ch);
+	return d;
+}
+
+/* the apps of the tasks to kill (each with how many), or NULL when a task is unknown */
+static json_t *apps_of(struct relay *r, struct evhttp_request *req, const json_t *ids)
+{
+	json_t *apps = json_object(), *id;
+	struct relay_task *t;
+	size_t i;
+
+	json_array_foreach(ids, i, id) {
+		t = json_is_string(id) ? relay_task_find(r, json_string_value(id)) : NULL;
+		if (t == NULL) {
+			bt_http_error(req, 400, "Invalid task id '%s'. [unknown task]",
+			    json_is_string(id) ? json_string_value(id) : "?");
+			json_decref(apps);
+			return NULL;
+		}
+		if (t->goal == RELAY_GOAL_RUNNING && relay_app_find(r, t->app_id) != NULL)
+			json_object_set_new(apps, t->app_id, json_integer(1 +
+			    json_integer_value(json_object_get(apps, t->app_id))));
+	}
+	return apps;
+}
+
 static void delete_tasks(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q)
 {
-	json_t *body, *ids, *id, *list = json_array();
+	json_t *body, *ids, *id, *list = json_array(), *apps = NULL, *v;
 	struct relay_task *t;
-	struct relay_app *app;
 	struct relay_deployment *d = NULL;
-	size_t i;
+	const char **locked = NULL, *aid;
+	size_t i, n = 0;
 	int scale;
 
 	if (kill_flags(req, q, &scale) != 0 || (body = relay_api_read_body(req)) == NULL) {
@@ -160,29 +204,30 @@ static void delete_tasks(struct relay *r, struct evhttp_request *req, const stru
 		return;
 	}
 	ids = json_object_get(body, "ids");
-	json_array_foreach(ids, i, id) {
-		t = json_is_string(id) ? relay_task_find(r, json_string_value(id)) : NULL;
-		if (t == NULL) {
-			bt_http_error(req, 400, "Invalid task id '%s'. [unknown task]",
-			    json_is_string(id) ? json_string_value(id) : "?");
-			goto out;
-		}
-	}
+	if ((apps = apps_of(r, req, ids)) == NULL)
+		goto out;
+	locked = xcalloc(json_object_size(apps) + 1, sizeof *locked);
+	json_object_foreach(apps, aid, v)
+		locked[n++] = aid;
+	if (scale && !relay_deployment_lock(r, req, q, locked, n))
+		goto out;
 	json_array_foreach(ids, i, id) {
 		t = relay_task_find(r, json_string_value(id));
 		if (t->goal != RELAY_GOAL_RUNNING)
 			continue;
 		json_array_append_new(list, relay_json_task(r, t, false));
 		relay_task_kill(r, t);
-		if (scale && (app = relay_app_find(r, t->app_id)) != NULL)
-			d = scale_by(r, app, 1);
 	}
+	if (scale && n > 0)
+		d = scale_apps(r, req, q, apps);
 	relay_converge(r);
-	if (scale && d != NULL)
+	if (d != NULL)
 		relay_api_reply_dr(req, 200, d, NULL);
 	else
 		relay_api_reply(req, 200, json_pack("{s:O}", "tasks", list));
 out:
+	free(locked);
+	json_decref(apps);
 	json_decref(list);
 	json_decref(body);
 }
@@ -214,55 +259,7 @@ void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const stru
 	relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
 }
 
-/* ---- deployments, queue, groups, info, leader, ping, metrics ---- */
-
-void relay_api_deployments_cb(struct evhttp_request *req, const char *path,
-    const struct evkeyvalq *q, void *arg)
-{
-	struct relay *r = arg;
-	const char *method = bt_http_method(req), *id = path + strlen("/v2/deployments");
-	struct relay_deployment *d;
-	json_t *list;
-
-	if (*id == '\0' || strcmp(id, "/") == 0) {
-		if (strcmp(method, "GET") != 0) {
-			relay_api_not_allowed(req);
-			return;
-		}
-		list = json_array();
-		TAILQ_FOREACH(d, &r->deployments, entry)
-			json_array_append_new(list, relay_json_deployment(r, d));
-		relay_api_reply(req, 200, list);
-		return;
-	}
-	id++;
-	TAILQ_FOREACH(d, &r->deployments, entry)
-		if (strcmp(d->id, id) == 0)
-			break;
-	if (strcmp(method, "DELETE") != 0) {
-		relay_api_not_allowed(req);
-		return;
-	}
-	if (d == NULL) {
-		bt_http_error(req, 404, "DeploymentPlan %s does not exist", id);
-		return;
-	}
-	log_info("deployment '%s' cancelled", d->id);
-	TAILQ_REMOVE(&r->deployments, d, entry);
-	relay_event_deployment_failed(r, d, "cancelled");
-	if (bt_http_query_bool(q, "force", 0) == 1) {
-		bt_http_reply(req, 202, "application/json", NULL, 0);
-	} else {
-		char *version = relay_api_now();
-		struct relay_deployment *nd = relay_deployment_new(r, d->app_id, RELAY_SCALE, version);
-		relay_api_reply_dr(req, 200, nd, NULL);
-		free(version);
-	}
-	free(d->id);
-	free(d->version);
-	free(d->app_id);
-	free(d);
-}
+/* ---- queue, info, leader, ping, metrics ---- */
 
 void relay_api_queue_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg)
@@ -296,29 +293,6 @@ void relay_api_queue_cb(struct evhttp_request *req, const char *path, const stru
 	}
 	free(id);
 	free(rawid);
-}
-
-void relay_api_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
-    void *arg)
-{
-	struct relay *r = arg;
-	json_t *apps = json_array();
-	struct relay_app *app;
-	char *version = relay_api_now();
-
-	if (strcmp(bt_http_method(req), "GET") != 0 ||
-	    (strcmp(path, "/v2/groups") != 0 && strcmp(path, "/v2/groups/") != 0)) {
-		json_decref(apps);
-		free(version);
-		bt_http_error(req, strcmp(bt_http_method(req), "GET") ? 405 : 404,
-		    "Group '%s' does not exist", path + strlen("/v2/groups"));
-		return;
-	}
-	TAILQ_FOREACH(app, &r->apps, entry)
-		json_array_append_new(apps, json_deep_copy(app->def));
-	relay_api_reply(req, 200, json_pack("{s:s, s:o, s:[], s:[], s:[], s:s}", "id", "/", "apps", apps,
-	    "groups", "pods", "dependencies", "version", version));
-	free(version);
 }
 
 void relay_api_info_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,

@@ -19,7 +19,9 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -461,30 +463,199 @@ static json_t *health_checks(struct checker *c, const json_t *a, size_t nports)
 	return out;
 }
 
-static json_t *constraints(struct checker *c, const json_t *a)
+/* the names of out's ports (port definitions or port mappings) include name */
+static bool has_port_name(const json_t *out, const char *name)
+{
+	json_t *pds = json_object_get(out, "portDefinitions"), *p;
+	json_t *pms = json_object_get(json_object_get(out, "container"), "portMappings");
+	size_t i;
+
+	json_array_foreach(json_array_size(pds) > 0 ? pds : pms, i, p)
+		if (bt_json_string(p, "name") != NULL && strcmp(bt_json_string(p, "name"), name) == 0)
+			return true;
+	return false;
+}
+
+static json_int_t member_int(struct checker *c, const json_t *obj, const char *key,
+    const char *prefix, json_int_t def)
+{
+	json_t *v = get(c, obj, key, T_INT, prefix);
+
+	return v != NULL ? (json_int_t)json_number_value(v) : def;
+}
+
+/* Marathon's readinessChecks: at most one, HTTP or HTTPS on a named port */
+static json_t *readiness_checks(struct checker *c, const json_t *a, const json_t *out)
+{
+	json_t *list = get(c, a, "readinessChecks", T_ARRAY, ""), *res = json_array(), *rc, *v;
+	const char *proto, *port;
+	char *p;
+	size_t i;
+
+	if (json_array_size(list) > 1)
+		add_err(c->errs, "/readinessChecks", "must have at most 1 element");
+	json_array_foreach(list, i, rc) {
+		p = xasprintf("/readinessChecks(%zu)", i);
+		if (!json_is_object(rc)) {
+			add_err(c->type_errs, p, "error.expected.jsobject");
+			free(p);
+			continue;
+		}
+		v = get(c, rc, "protocol", T_STRING, p);
+		proto = v != NULL ? json_string_value(v) : "HTTP";
+		if (strcmp(proto, "HTTP") != 0 && strcmp(proto, "HTTPS") != 0)
+			add_err(c->errs, p, "protocol must be HTTP or HTTPS");
+		v = get(c, rc, "portName", T_STRING, p);
+		port = v != NULL ? json_string_value(v) : "http-api";
+		if (!has_port_name(out, port))
+			add_err(c->errs, p, "readinessCheck's portName must be the name of one of the app's ports");
+		json_array_append_new(res, json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b}",
+		    "name", bt_json_string(rc, "name") ? bt_json_string(rc, "name") : "readinessCheck",
+		    "protocol", proto, "path", bt_json_string(rc, "path") ? bt_json_string(rc, "path") :
+		    "/", "portName", port,
+		    "intervalSeconds", json_integer(member_int(c, rc, "intervalSeconds", p, 30)),
+		    "timeoutSeconds", json_integer(member_int(c, rc, "timeoutSeconds", p, 10)),
+		    "httpStatusCodesForReady", (v = get(c, rc, "httpStatusCodesForReady", T_ARRAY, p)) ?
+		    json_incref(v) : json_pack("[i]", 200),
+		    "preserveLastResponse", json_is_true(json_object_get(rc, "preserveLastResponse"))));
+		rc = json_array_get(res, json_array_size(res) - 1);
+		if (json_integer_value(json_object_get(rc, "timeoutSeconds")) >=
+		    json_integer_value(json_object_get(rc, "intervalSeconds")))
+			add_err(c->errs, p, "timeoutSeconds must be less than intervalSeconds");
+		free(p);
+	}
+	return res;
+}
+
+/* a LIKE/UNLIKE pattern placement.c can use: POSIX extended, Java's \d and \D allowed */
+static bool regex_valid(const char *pattern)
+{
+	char *tr = xmalloc(strlen(pattern) * 6 + 1), *p = tr;
+	const char *s;
+	regex_t re;
+	bool ok;
+
+	for (s = pattern; *s != '\0'; s++) {
+		if (s[0] == '\\' && (s[1] == 'd' || s[1] == 'D')) {
+			p += sprintf(p, s[1] == 'd' ? "[0-9]" : "[^0-9]");
+			s++;
+		} else if (s[0] == '\\' && s[1] != '\0') {
+			*p++ = *s++;
+			*p++ = *s;
+		} else {
+			*p++ = *s;
+		}
+	}
+	*p = '\0';
+	ok = regcomp(&re, tr, REG_EXTENDED | REG_NOSUB) == 0;
+	if (ok)
+		regfree(&re);
+	free(tr);
+	return ok;
+}
+
+static bool is_int(const char *s)
+{
+	char *end;
+	long v;
+
+	if (*s == '\0')
+		return false;
+	v = strtol(s, &end, 10);
+	return *end == '\0' && v >= INT32_MIN && v <= INT32_MAX;
+}
+
+/* why Marathon refuses [field, OP, value], or NULL; op is upper case */
+static const char *constraint_problem(const char *field, const char *op, const char *value)
 {
 	static const char *ops[] = { "UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER",
 	    "IS", NULL };
-	json_t *list = get(c, a, "constraints", T_ARRAY, ""), *out = json_array(), *item, *s;
-	size_t i, j;
+	const char *p;
 	int k;
 
+	if (*field == '\0')
+		return "illegal constraint specification";
+	for (k = 0; ops[k] != NULL && strcmp(ops[k], op) != 0; k++)
+		;
+	if (ops[k] == NULL)
+		return "operator must be one of the following UNIQUE, CLUSTER, GROUP_BY, LIKE, "
+		    "MAX_PER or UNLIKE";
+	if (strcmp(op, "UNIQUE") == 0 && value != NULL)
+		return "UNIQUE does not accept a value";
+	if (strcmp(op, "GROUP_BY") == 0 && value != NULL && !is_int(value))
+		return "GROUP BY must define an integer value or else no value at all";
+	if (strcmp(op, "MAX_PER") == 0 && (value == NULL || !is_int(value)))
+		return "MAX_PER requires an integer value";
+	if ((strcmp(op, "LIKE") == 0 || strcmp(op, "UNLIKE") == 0) && (value == NULL || !*value))
+		return "LIKE and UNLIKE require a non-empty, regular expression value";
+	if ((strcmp(op, "LIKE") == 0 || strcmp(op, "UNLIKE") == 0) && !regex_valid(value))
+		return "is not a valid regular expression";
+	if (strcmp(op, "IS") == 0) {
+		for (p = value ? value : ""; *p != '\0' && (isalnum((unsigned char)*p) ||
+		    strchr("_/.-", *p) != NULL); p++)
+			;
+		if (*p != '\0')
+			return "IS only supports Mesos text and float values "
+			    "(see http://mesos.apache.org/documentation/latest/attributes-resources/)";
+	}
+	return NULL;
+}
+
+/*
+ * Marathon's constraints: 2 or 3 strings each (a number as the value is
+ * taken as its text), the operator in any case; answered in upper case.
+ */
+static json_t *constraints(struct checker *c, const json_t *a)
+{
+	json_t *list = get(c, a, "constraints", T_ARRAY, ""), *out = json_array(), *item, *s;
+	char *path, *op, buf[64];
+	const char *why, *value;
+	size_t i, j;
+	bool typed;
+
 	json_array_foreach(list, i, item) {
-		bool ok = json_is_array(item) && json_array_size(item) >= 2 && json_array_size(item) <= 3;
-		json_array_foreach(item, j, s)
-			ok = ok && json_is_string(s);
-		if (ok) {
-			const char *op = json_string_value(json_array_get(item, 1));
-			for (k = 0; ops[k] != NULL && strcmp(ops[k], op) != 0; k++)
-				;
-			ok = ops[k] != NULL;
-		}
-		if (!ok) {
-			add_err(c->errs, "/constraints", "Each constraint must be a list of "
-			    "[field, operator, value?] with a known operator");
+		path = xasprintf("/constraints(%zu)", i);
+		if (!json_is_array(item)) {
+			add_err(c->type_errs, path, "error.expected.jsarray");
+			free(path);
 			continue;
 		}
-		json_array_append(out, item);
+		if (json_array_size(item) < 2 || json_array_size(item) > 3) {
+			add_err(c->errs, path, "Each constraint must have either 2 or 3 fields");
+			free(path);
+			continue;
+		}
+		typed = true;
+		json_array_foreach(item, j, s)
+			if (!json_is_string(s) && !(j == 2 && json_is_number(s))) {
+				char *p = xasprintf("%s(%zu)", path, j);
+				add_err(c->type_errs, p, "error.expected.jsstring");
+				free(p);
+				typed = false;
+			}
+		if (!typed) {
+			free(path);
+			continue;
+		}
+		value = json_string_value(json_array_get(item, 2));
+		if (json_is_number(json_array_get(item, 2))) {
+			snprintf(buf, sizeof buf, "%.15g", json_number_value(json_array_get(item, 2)));
+			value = buf;
+		}
+		op = xstrdup(json_string_value(json_array_get(item, 1)));
+		for (j = 0; op[j] != '\0'; j++)
+			op[j] = (char)toupper((unsigned char)op[j]);
+		why = constraint_problem(json_string_value(json_array_get(item, 0)), op, value);
+		if (why != NULL)
+			add_err(c->errs, path, why);
+		else if (value != NULL)
+			json_array_append_new(out, json_pack("[s, s, s]",
+			    json_string_value(json_array_get(item, 0)), op, value));
+		else
+			json_array_append_new(out, json_pack("[s, s]",
+			    json_string_value(json_array_get(item, 0)), op));
+		free(op);
+		free(path);
 	}
 	return out;
 }
@@ -687,8 +858,7 @@ static json_t *build(struct checker *c, const json_t *a, const char *path_id)
 	json_object_set_new(out, "healthChecks", health_checks(c, a,
 	    json_array_size(json_object_get(out, "portDefinitions")) +
 	    json_array_size(json_object_get(container, "portMappings"))));
-	v = get(c, a, "readinessChecks", T_ARRAY, "");
-	json_object_set_new(out, "readinessChecks", v ? json_deep_copy(v) : json_array());
+	json_object_set_new(out, "readinessChecks", readiness_checks(c, a, out));
 	json_object_set_new(out, "upgradeStrategy", upgrade_strategy(c, a));
 	json_object_set_new(out, "unreachableStrategy", unreachable_strategy(c, a));
 	return out;

@@ -69,6 +69,13 @@ static int port_conflict(struct relay *r, const json_t *def, char **cause)
 
 int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause)
 {
+	return relay_app_assign_ports_with(r, def, old, NULL, cause);
+}
+
+int relay_app_assign_ports_with(struct relay *r, json_t *def, const json_t *old,
+    const json_t *pending, char **cause)
+{
+	json_t *other;
 	uint8_t *used = xcalloc(65536, 1);
 	const char *id = bt_json_string(def, "id"), *key, *okey;
 	json_t *pd, *slots = port_slots(def, &key), *old_slots = old ? port_slots(old, &okey) : NULL;
@@ -81,6 +88,9 @@ int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char
 	TAILQ_FOREACH(app, &r->apps, entry)
 		if (strcmp(app->id, id) != 0)
 			mark_ports(app->def, used);
+	json_array_foreach(pending, i, other)
+		if (strcmp(bt_json_string(other, "id"), id) != 0)
+			mark_ports(other, used);
 	mark_ports(def, used);
 	json_array_foreach(slots, i, pd) {
 		json_int_t p = json_integer_value(json_object_get(pd, key));

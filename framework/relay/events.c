@@ -19,14 +19,14 @@
  * plans (the root group before and after, as the python marathon client
  * needs) and with light ones ({id, steps, version}).
  *
- * Deployments: relay_event_deployment_new() is called while the change
- * is being made, before the new app definition is stored. It snapshots
- * the root group (the "original") and defers the announcement to a zero
- * timeout, when the handler has finished and the "target" can be read;
- * deployment_info (and, for a new app, the StartApplication step's
- * deployment_step_success and the next deployment_info) follow. Finishing
- * emits deployment_step_success and deployment_success; a deployment
- * replaced by a newer one or cancelled emits deployment_failed.
+ * Deployments: relay_event_deployment_new() is called when a change is
+ * committed (deploy.c), after the apps changed: the plan's "original" is
+ * the root group with the deployment's apps as they were before, its
+ * "target" the root group now, and deployment_info of the current step
+ * goes out at once. Each finished step emits deployment_step_success
+ * and deployment_info of the next; the end emits deployment_success; a
+ * deployment rolled back, cancelled or overridden by force emits
+ * deployment_failed.
  *
  * Slow clients: like Marathon's --event_stream_max_outstanding_messages
  * (1024), a subscriber with MAX_OUTSTANDING events not yet handed to its
@@ -118,7 +118,7 @@ struct plan {
 	json_t *steps;
 	json_t *original;               /* root group before the change */
 	json_t *target;                 /* root group after it; NULL until announced */
-	bool with_start;
+	size_t current;                 /* the step in progress when it was created */
 };
 
 struct relay_events {
@@ -127,7 +127,6 @@ struct relay_events {
 	TAILQ_HEAD(, plan) plans;
 	uint32_t wanted;                /* union of the live subscribers' masks */
 	struct event *reap;             /* frees dead subscribers */
-	struct event *announce;         /* announces new deployments */
 };
 
 /* ---- helpers ---- */
@@ -392,21 +391,34 @@ void relay_events_cb(struct evhttp_request *req, const char *path, const struct 
 
 /* ---- deployments ---- */
 
-/* the root group as it is now; version: the given one, or the newest app version */
-static json_t *root_group(struct relay *r, const char *skip_id, const char *version)
+/*
+ * The root group as it is now, or with the apps of `before` as they were
+ * before it (NULL: as they are); version: the given one, or the newest
+ * app version.
+ */
+static json_t *root_group(struct relay *r, const struct relay_deployment *before,
+    const char *version)
 {
-	json_t *apps = json_array();
+	json_t *apps = json_array(), *orig;
 	struct relay_app *app;
-	const char *newest = "";
+	const char *newest = "", *id, *v;
 
 	TAILQ_FOREACH(app, &r->apps, entry) {
-		if (skip_id != NULL && strcmp(app->id, skip_id) == 0)
+		if (before != NULL && relay_deployment_affects(before, app->id))
 			continue;
 		/* definitions are replaced, never changed in place: sharing them is safe */
 		json_array_append(apps, app->def);
 		if (app->version != NULL && strcmp(app->version, newest) > 0)
 			newest = app->version;
 	}
+	if (before != NULL)
+		json_object_foreach(before->originals, id, orig) {
+			if (json_is_null(orig))
+				continue;
+			json_array_append(apps, orig);
+			if ((v = bt_json_string(orig, "version")) != NULL && strcmp(v, newest) > 0)
+				newest = v;
+		}
 	if (version == NULL)
 		version = newest[0] != '\0' ? newest : "1970-01-01T00:00:00.000Z";
 	return json_pack("{s:s, s:o, s:[], s:[], s:[], s:s}", "id", "/", "apps", apps,
@@ -436,14 +448,12 @@ static void plan_free(struct plan *p)
 static struct plan *plan_new(struct relay *r, const struct relay_deployment *d, json_t *original)
 {
 	struct plan *p = xcalloc(1, sizeof *p);
-	json_t *dj = relay_json_deployment(r, d);
 
 	p->id = xstrdup(d->id);
 	p->version = xstrdup(d->version);
-	p->steps = json_incref(json_object_get(dj, "steps"));
+	p->steps = json_incref(d->steps);
 	p->original = original;
-	p->with_start = d->with_start;
-	json_decref(dj);
+	p->current = d->current;
 	return p;
 }
 
@@ -469,11 +479,7 @@ static void step_event(struct relay_events *b, enum ev_type type, const struct p
 static void announce(struct relay_events *b, struct plan *p)
 {
 	p->target = root_group(b->r, NULL, p->version);
-	step_event(b, ET_DEPLOYMENT_INFO, p, 0);
-	if (p->with_start && json_array_size(p->steps) > 1) {
-		step_event(b, ET_DEPLOYMENT_STEP_SUCCESS, p, 0);
-		step_event(b, ET_DEPLOYMENT_INFO, p, 1);
-	}
+	step_event(b, ET_DEPLOYMENT_INFO, p, p->current);
 }
 
 /* announce every deployment created since the last call */
@@ -486,21 +492,35 @@ static void announce_pending(struct relay_events *b)
 			announce(b, p);
 }
 
-static void announce_cb(evutil_socket_t fd, short what, void *arg)
-{
-	announce_pending(arg);
-}
-
-void relay_event_deployment_new(struct relay *r, const struct relay_deployment *d, bool fresh)
+void relay_event_deployment_new(struct relay *r, const struct relay_deployment *d)
 {
 	struct relay_events *b = r->events;
 	struct plan *p;
 
 	if (!wants(r, DEPLOYMENT_BITS))
 		return;
-	p = plan_new(r, d, root_group(r, fresh ? d->app_id : NULL, NULL));
+	p = plan_new(r, d, root_group(r, d, NULL));
 	TAILQ_INSERT_TAIL(&b->plans, p, entry);
-	event_active(b->announce, EV_TIMEOUT, 1);
+	announce(b, p);
+}
+
+void relay_event_deployment_step(struct relay *r, const struct relay_deployment *d, size_t i)
+{
+	struct relay_events *b = r->events;
+	struct plan *p;
+
+	if (b == NULL || !wants(r, DEPLOYMENT_BITS))
+		return;
+	announce_pending(b);
+	if ((p = plan_find(b, d->id)) == NULL) {
+		/* nobody listened when it began: the plan is made up now */
+		p = plan_new(r, d, root_group(r, NULL, d->version));
+		p->target = json_incref(p->original);
+		TAILQ_INSERT_TAIL(&b->plans, p, entry);
+	}
+	step_event(b, ET_DEPLOYMENT_STEP_SUCCESS, p, i);
+	if (i + 1 < json_array_size(p->steps))
+		step_event(b, ET_DEPLOYMENT_INFO, p, i + 1);
 }
 
 /* the plan of d, announced or made up now (nobody listened when it began); caller frees */
@@ -547,7 +567,6 @@ void relay_event_deployment_done(struct relay *r, const struct relay_deployment 
 
 	if ((p = deployment_plan(r, d)) == NULL)
 		return;
-	step_event(r->events, ET_DEPLOYMENT_STEP_SUCCESS, p, json_array_size(p->steps) - 1);
 	if (wants(r, BIT(ET_DEPLOYMENT_SUCCESS))) {
 		ev = new_event(ET_DEPLOYMENT_SUCCESS);
 		json_object_set_new(ev, "id", json_string(p->id));
@@ -770,7 +789,6 @@ void relay_events_init(struct relay *r)
 	TAILQ_INIT(&b->subs);
 	TAILQ_INIT(&b->plans);
 	b->reap = event_new(r->base, -1, 0, reap_cb, b);
-	b->announce = event_new(r->base, -1, 0, announce_cb, b);
 	r->events = b;
 }
 
@@ -792,6 +810,5 @@ void relay_events_release(struct relay *r)
 		plan_free(p);
 	}
 	event_free(b->reap);
-	event_free(b->announce);
 	free(b);
 }

@@ -97,8 +97,8 @@ static void relay_free(struct relay *r)
 {
 	struct relay_app *app;
 	struct relay_task *t;
-	struct relay_deployment *d;
 
+	relay_deployments_release(r);
 	while ((app = TAILQ_FIRST(&r->apps)) != NULL) {
 		TAILQ_REMOVE(&r->apps, app, entry);
 		relay_app_free(app);
@@ -108,14 +108,8 @@ static void relay_free(struct relay *r)
 		relay_task_free(t);
 	}
 	relay_groups_release(r);
+	relay_app_groups_release(r);
 	bt_map_release(&r->app_index);
-	while ((d = TAILQ_FIRST(&r->deployments)) != NULL) {
-		TAILQ_REMOVE(&r->deployments, d, entry);
-		free(d->id);
-		free(d->version);
-		free(d->app_id);
-		free(d);
-	}
 	free(r->task_hash);
 	free(r->framework_id);
 	free(r->stream_id);
@@ -247,7 +241,8 @@ static int setup(struct relay *r, char **cause)
 	r->started_at = bt_now();
 	r->base = event_base_new();
 	relay_events_init(r);
-	if (relay_state_open(r, cause) != 0 || relay_state_load(r, cause) != 0)
+	if (relay_state_open(r, cause) != 0 || relay_state_load(r, cause) != 0 ||
+	    relay_deployments_load(r, cause) != 0)
 		return -1;
 	r->client = bt_http_client_new(r->base);
 	/* a burst of ACCEPTs and ACKNOWLEDGEs reuses a few kept-alive connections */
@@ -269,7 +264,13 @@ static int setup(struct relay *r, char **cause)
 
 static void teardown(struct relay *r)
 {
+	struct relay_task *t;
+
 	relay_scheduler_stop(r);
+	TAILQ_FOREACH(t, &r->tasks, entry)
+		relay_readiness_free(t);
+	relay_readiness_release(r);
+	relay_deployments_release(r);
 	if (r->tick != NULL)
 		event_free(r->tick);
 	if (r->sigint != NULL)

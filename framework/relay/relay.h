@@ -13,8 +13,9 @@
  * statistics), placement.c (constraints), health.c (health checks:
  * results, unhealthy kills), apps.c
  * (app JSON), appset.c (the apps in memory, service ports), state.c
- * (SQLite), api.c, api_tasks.c and api_json.c (REST), events.c (the
- * /v2/events bus).
+ * (SQLite), api.c, api_tasks.c and api_json.c (REST), deploy.c
+ * (deployments: plans, locks, rollback), readiness.c (readiness checks),
+ * groups.c (/v2/groups), events.c (the /v2/events bus).
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -36,6 +37,7 @@
 #include "store.h"
 
 struct relay_health;
+struct relay_readiness;
 
 #define RELAY_VERSION "0.1.0"
 
@@ -106,6 +108,10 @@ struct relay_app {
 	/* the image's architecture an agent reported, for one config (placement.c), or NULL */
 	char *image_arch;
 	char *image_arch_config;        /* the config_version it was learned for */
+	/* deployments (deploy.c) and rolling restarts (tasks.c) */
+	bool held;                      /* a deployment has not reached this app's step yet */
+	bool rolling;                   /* tasks of an older config may still be alive */
+	int roll_cap;                   /* while rolling: tasks of the current config allowed */
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
@@ -134,17 +140,25 @@ struct relay_task {
 	TAILQ_ENTRY(relay_task) gentry; /* in group->tasks */
 	bool healthy_known, healthy;
 	struct relay_health *health;    /* per-check health results (health.c), or NULL */
+	bool ready;                     /* every readiness check passed (readiness.c) */
+	struct relay_readiness *readiness;  /* readiness probes, or NULL */
 };
 
 enum relay_action { RELAY_START, RELAY_SCALE, RELAY_RESTART, RELAY_STOP };
 
+/*
+ * A deployment: the steps of one change, run one after another (deploy.c).
+ * steps is Marathon's JSON, [{"actions":[{"action":"ScaleApplication",
+ * "app":"/x"}]}]; originals maps each affected app id to its definition
+ * before the change (null for an app the change created).
+ */
 struct relay_deployment {
 	TAILQ_ENTRY(relay_deployment) entry;
 	char *id;
 	char *version;
-	char *app_id;
-	enum relay_action action;
-	bool with_start;                /* a new app: StartApplication then ScaleApplication */
+	json_t *steps;
+	json_t *originals;
+	size_t current;                 /* steps finished */
 };
 
 TAILQ_HEAD(relay_apps, relay_app);
@@ -195,12 +209,15 @@ struct relay {
 	struct relay_apps apps;
 	struct bt_map app_index;        /* id -> struct relay_app */
 	struct bt_map groups;           /* app id -> struct relay_group */
+	json_t *group_records;          /* group id -> stored record, loaded on first use (groups.c) */
 	struct relay_tasks tasks;
 	struct relay_task **task_hash;  /* tasks by id */
 	size_t task_hash_size, ntasks;
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
+	struct event *deploy_timer;     /* checks deployments soon after a change (deploy.c) */
+	struct bt_http_client *probes;  /* readiness checks (readiness.c), or NULL */
 	struct relay_events *events;    /* the /v2/events subscribers (events.c) */
 
 	struct event *tick;
@@ -342,6 +359,9 @@ char *relay_app_safe_id(const char *id);
 void relay_apps_changed(struct relay *r);
 /* assign service ports to port definitions with port 0; -1 with *cause */
 int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause);
+/* the same, also keeping clear of the ports of pending (an array of new definitions) */
+int relay_app_assign_ports_with(struct relay *r, json_t *def, const json_t *old,
+    const json_t *pending, char **cause);
 struct relay_app *relay_app_find(struct relay *r, const char *id);
 /* create or replace the in-memory app from def (takes ownership of def) */
 struct relay_app *relay_app_set(struct relay *r, json_t *def);
@@ -359,6 +379,15 @@ json_t *relay_state_app_versions(struct relay *r, const char *id);
 json_t *relay_state_app_version(struct relay *r, const char *id, const char *version);
 void relay_state_save_task(struct relay *r, const struct relay_task *t);
 void relay_state_delete_task(struct relay *r, const char *id);
+void relay_state_save_deployment(struct relay *r, const char *id, const json_t *j);
+void relay_state_delete_deployment(struct relay *r, const char *id);
+/* the stored group records, an object by group id (new) */
+json_t *relay_state_groups_load(struct relay *r);
+void relay_state_save_group(struct relay *r, const char *id, const json_t *j);
+void relay_state_delete_group(struct relay *r, const char *id);
+/* calls fn for every stored deployment; stops early when fn returns non-zero */
+void relay_state_foreach_deployment(struct relay *r, int (*fn)(const char *id, json_t *j, void *arg),
+    void *arg);
 /* one transaction around many writes (no-op when one is open); commit closes it */
 void relay_state_begin(struct relay *r);
 void relay_state_commit(struct relay *r);
@@ -390,19 +419,79 @@ void relay_event_failed_health_check(struct relay *r, const struct relay_task *t
     const json_t *check);
 /* unhealthy_instance_kill_event, before the kill */
 void relay_event_unhealthy_kill(struct relay *r, const struct relay_task *t, const char *reason);
-/* a deployment was created (fresh: for an app that did not exist before the change) */
-void relay_event_deployment_new(struct relay *r, const struct relay_deployment *d, bool fresh);
-/* deployment_step_success and deployment_success, before d is freed */
+/* a deployment was committed (its apps are changed already) */
+void relay_event_deployment_new(struct relay *r, const struct relay_deployment *d);
+/* deployment_step_success of step i (0-based), then deployment_info of the next one */
+void relay_event_deployment_step(struct relay *r, const struct relay_deployment *d, size_t i);
+/* deployment_success, before d is freed */
 void relay_event_deployment_done(struct relay *r, const struct relay_deployment *d);
 /* deployment_failed: d was replaced by a newer deployment or cancelled */
 void relay_event_deployment_failed(struct relay *r, const struct relay_deployment *d,
     const char *reason);
 
-/* api.c -- the REST API: routes, apps, deployments */
-int relay_api_start(struct relay *r, char **cause);
-struct relay_deployment *relay_deployment_new(struct relay *r, const char *app_id,
-    enum relay_action action, const char *version);
+/*
+ * deploy.c -- deployments. A change takes the locks of the apps it
+ * touches (relay_deployment_lock), begins a deployment, notes each app
+ * before changing it (relay_deployment_touch), changes the apps, then
+ * commits: the steps are built (stops, starts, then one step per
+ * dependency layer), stored and announced. relay_deployments_check()
+ * moves each deployment through its steps: an app whose step has not
+ * come yet is held (no launches, no kills); a step is done when its apps
+ * run their instances of the new config, healthy and ready, with no old
+ * task left (for a stop: no task left).
+ */
+/* true when the change may go ahead; else 409 was answered (force=true cancels the others) */
+bool relay_deployment_lock(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q,
+    const char *const *app_ids, size_t n);
+struct relay_deployment *relay_deployment_begin(struct relay *r, const char *version);
+void relay_deployment_touch(struct relay *r, struct relay_deployment *d, const char *app_id);
+void relay_deployment_commit(struct relay *r, struct relay_deployment *d);
+bool relay_deployment_affects(const struct relay_deployment *d, const char *app_id);
+/* something changed that may move a deployment on: check soon */
+void relay_deployments_changed(struct relay *r);
 void relay_deployments_check(struct relay *r);
+int relay_deployments_load(struct relay *r, char **cause);
+void relay_deployments_release(struct relay *r);
+json_t *relay_json_deployment(struct relay *r, const struct relay_deployment *d);
+/* the dependency layer of an app (0: depends on nothing); -1 in a cycle */
+int relay_app_layer(struct relay *r, const char *app_id);
+/* a task of the app's current config that is running, healthy and ready */
+bool relay_task_serving(const struct relay_app *app, const struct relay_task *t);
+void relay_api_deployments_cb(struct evhttp_request *req, const char *path,
+    const struct evkeyvalq *q, void *arg);
+
+/* readiness.c -- readiness checks of new tasks while their app deploys */
+void relay_readiness_poll(struct relay *r, struct relay_app *app);
+void relay_readiness_free(struct relay_task *t);
+json_t *relay_readiness_results(struct relay *r, const struct relay_app *app);
+void relay_readiness_release(struct relay *r);
+
+/* api.c -- the REST API: routes, apps */
+int relay_api_start(struct relay *r, char **cause);
+/* one app of a change: its new definition (taken), or NULL to delete it */
+struct relay_change {
+	const char *id;
+	json_t *def;
+	bool restart;                   /* a new config version even if nothing else changed */
+	bool keep_version;              /* def keeps its version and versionInfo (a rollback) */
+};
+/*
+ * Lock, begin a deployment, change the apps, commit, converge. NULL when
+ * the apps are locked (409 sent; req may be NULL only with force). The
+ * definitions are taken either way.
+ */
+struct relay_deployment *relay_api_apply(struct relay *r, struct evhttp_request *req,
+    const struct evkeyvalq *q, struct relay_change *ch, size_t n);
+/* the new definition of app id from a PUT/PATCH body (taken); NULL: the error was sent */
+json_t *relay_api_updated_def(struct relay *r, struct evhttp_request *req, const char *id,
+    json_t *body, bool partial);
+
+/* groups.c -- /v2/groups */
+void relay_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
+    void *arg);
+/* the dependencies the groups around an app give it (new array) */
+json_t *relay_group_dependencies(struct relay *r, const char *app_id);
+void relay_app_groups_release(struct relay *r);
 
 /* api.c: helpers shared with api_tasks.c */
 void relay_api_reply(struct evhttp_request *req, int code, json_t *body);
@@ -426,11 +515,7 @@ void relay_api_app_task(struct relay *r, struct evhttp_request *req, const char 
     const char *task_id, const struct evkeyvalq *q);
 void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg);
-void relay_api_deployments_cb(struct evhttp_request *req, const char *path,
-    const struct evkeyvalq *q, void *arg);
 void relay_api_queue_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
-    void *arg);
-void relay_api_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg);
 void relay_api_info_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg);
@@ -446,7 +531,6 @@ void relay_api_fallback_cb(struct evhttp_request *req, const char *path, const s
 /* api_json.c -- JSON shapes of apps, tasks, deployments, info */
 json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool service_ports);
 json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure);
-json_t *relay_json_deployment(struct relay *r, const struct relay_deployment *d);
 json_t *relay_json_info(struct relay *r);
 json_t *relay_json_queue(struct relay *r);
 json_t *relay_json_metrics(struct relay *r);

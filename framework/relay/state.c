@@ -4,7 +4,10 @@
  * Namespaces of common/store.h: "framework" holds the framework id under
  * "id"; "apps" each app's current normalised definition by app id;
  * "versions" every stored version of every app by "<app id>\t<version>";
- * "tasks" one record per task relay launched and has not yet seen end.
+ * "tasks" one record per task relay launched and has not yet seen end;
+ * "groups" the groups an app id cannot tell (empty ones, dependencies);
+ * "deployments" each deployment in progress (its steps, how far it got and
+ * the apps' definitions before it, for a rollback).
  * A task record is written before the ACCEPT that launches it, so a crash
  * can never forget a task that may be running.
  *
@@ -218,6 +221,79 @@ void relay_state_save_task(struct relay *r, const struct relay_task *t)
 void relay_state_delete_task(struct relay *r, const char *id)
 {
 	delete_key(r, "tasks", id);
+}
+
+void relay_state_save_deployment(struct relay *r, const char *id, const json_t *j)
+{
+	put_json(r, "deployments", id, j);
+	durable(r);
+}
+
+void relay_state_delete_deployment(struct relay *r, const char *id)
+{
+	delete_key(r, "deployments", id);
+}
+
+void relay_state_save_group(struct relay *r, const char *id, const json_t *j)
+{
+	put_json(r, "groups", id, j);
+	durable(r);
+}
+
+void relay_state_delete_group(struct relay *r, const char *id)
+{
+	delete_key(r, "groups", id);
+}
+
+static int group_cb(const char *key, const char *value, size_t len, void *arg)
+{
+	json_t *j = bt_json_parse(value, len, NULL);
+
+	if (j == NULL || !json_is_array(json_object_get(j, "dependencies")) ||
+	    bt_json_string(j, "version") == NULL) {
+		log_warn("ignoring unreadable group record '%s'", key);
+		json_decref(j);
+		return 0;
+	}
+	json_object_set_new(arg, key, j);
+	return 0;
+}
+
+json_t *relay_state_groups_load(struct relay *r)
+{
+	json_t *out = json_object();
+
+	if (r->store != NULL)
+		bt_store_foreach(r->store, "groups", group_cb, out);
+	return out;
+}
+
+struct deployments_walk {
+	int (*fn)(const char *id, json_t *j, void *arg);
+	void *arg;
+};
+
+static int deployment_cb(const char *key, const char *value, size_t len, void *arg)
+{
+	struct deployments_walk *w = arg;
+	json_t *j = bt_json_parse(value, len, NULL);
+	int rc;
+
+	if (j == NULL) {
+		log_warn("ignoring unreadable deployment record '%s'", key);
+		return 0;
+	}
+	rc = w->fn(key, j, w->arg);
+	json_decref(j);
+	return rc;
+}
+
+void relay_state_foreach_deployment(struct relay *r, int (*fn)(const char *id, json_t *j, void *arg),
+    void *arg)
+{
+	struct deployments_walk w = { fn, arg };
+
+	bt_store_foreach(r->store, "deployments", deployment_cb, &w);
 }
 
 static char *dup_member(const json_t *j, const char *key)

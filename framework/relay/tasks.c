@@ -2,9 +2,11 @@
  * tasks.c -- the keep-N loop: status updates, kills, scaling, backoff, reconciliation.
  *
  * Every app wants `instances` tasks of its current config version. Tasks
- * of an older config, tasks of deleted apps and surplus tasks (youngest
- * first, staging before running, or oldest first for OLDEST_FIRST) are
- * killed; kills are resent until a terminal update confirms them. A task
+ * of deleted apps and surplus tasks (youngest first, staging before
+ * running, or oldest first for OLDEST_FIRST) are killed; tasks of an older
+ * config are replaced by a rolling restart that follows the app's
+ * upgradeStrategy (roll()); an app a deployment holds (deploy.c) neither
+ * launches nor kills. Kills are resent until a terminal update confirms them. A task
  * that ends on its own is replaced: its instance id is kept for the next
  * incarnation, and for TASK_FAILED, TASK_FINISHED and TASK_ERROR the app
  * waits backoffSeconds, growing by backoffFactor per failure up to
@@ -42,6 +44,7 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +242,7 @@ static void recount(struct relay *r)
 void relay_task_free(struct relay_task *t)
 {
 	relay_health_free(t);
+	relay_readiness_free(t);
 	free(t->id);
 	free(t->app_id);
 	free(t->instance_id);
@@ -282,9 +286,17 @@ static bool counts_for(const struct relay_task *t, const struct relay_app *app)
 
 int relay_app_want(struct relay *r, const struct relay_app *app)
 {
+	int want, room;
+
 	if (!r->counts_valid)
 		recount(r);
-	return app->instances - app->active;
+	if (app->held)
+		return 0;
+	want = app->instances - app->active;
+	room = app->roll_cap - app->active;
+	if (app->rolling && want > room)
+		want = room > 0 ? room : 0;
+	return want;
 }
 
 void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
@@ -345,6 +357,7 @@ static void scale_down(struct relay *r, struct relay_app *app, int surplus)
 	}
 }
 
+/* kill the tasks of apps that are gone; apps with tasks of an old config roll */
 static void kill_outdated(struct relay *r)
 {
 	struct relay_group **gs;
@@ -354,21 +367,91 @@ static void kill_outdated(struct relay *r)
 
 	gs = (struct relay_group **)bt_map_values(&r->groups, &n);
 	for (i = 0; i < n; i++) {
-		app = relay_app_find(r, gs[i]->app_id);
+		if ((app = relay_app_find(r, gs[i]->app_id)) != NULL) {
+			app->rolling = true;
+			continue;
+		}
 		TAILQ_FOREACH(t, &gs[i]->tasks, gentry) {
 			if (t->goal != RELAY_GOAL_RUNNING || relay_task_terminal_state(t->state))
 				continue;
-			if (app == NULL) {
-				log_info("task '%s' belongs to no app", t->id);
-				relay_task_kill(r, t);
-			} else if (t->config_version == NULL ||
-			    strcmp(t->config_version, app->config_version) != 0) {
-				log_info("task '%s' runs an old config of app '%s'", t->id, app->id);
-				relay_task_kill(r, t);
-			}
+			log_info("task '%s' belongs to no app", t->id);
+			relay_task_kill(r, t);
 		}
 	}
 	free(gs);
+}
+
+static bool is_current(const struct relay_task *t, const struct relay_app *app)
+{
+	return t->config_version != NULL && strcmp(t->config_version, app->config_version) == 0;
+}
+
+/* an old task that serves: running and not known to be unhealthy */
+static bool old_serving(const struct relay_task *t)
+{
+	return t->goal == RELAY_GOAL_RUNNING && t->state == MESOS__V1__TASK_STATE__TASK_RUNNING &&
+	    (!t->healthy_known || t->healthy);
+}
+
+static bool roll_kill_oldest;
+
+/* old tasks to kill first: those not serving, then by killSelection */
+static int roll_cmp(const void *pa, const void *pb)
+{
+	const struct relay_task *a = *(struct relay_task *const *)pa;
+	const struct relay_task *b = *(struct relay_task *const *)pb;
+
+	if (old_serving(a) != old_serving(b))
+		return old_serving(a) ? 1 : -1;
+	return victim_cmp(a, b, roll_kill_oldest);
+}
+
+/*
+ * A rolling restart step, by Marathon's rule: old tasks go while at
+ * least ceil(instances x minimumHealthCapacity) tasks keep serving (old
+ * ones running and healthy, new ones running, healthy and ready), and
+ * new tasks start while old and new together stay within
+ * floor(instances x (1 + maximumOverCapacity)); when those two are equal
+ * one more is allowed, or nothing could ever move.
+ */
+static void roll(struct relay *r, struct relay_app *app)
+{
+	json_t *strategy = json_object_get(app->def, "upgradeStrategy");
+	struct relay_task *t, **old = xcalloc(relay_group_find(r, app->id) ?
+	    relay_group_find(r, app->id)->n + 1 : 1, sizeof *old);
+	int alive = 0, serving = 0, ready = 0, min_healthy, max_cap;
+	size_t i, n = 0;
+
+	RELAY_APP_TASKS_FOREACH(t, r, app->id) {
+		if (relay_task_terminal_state(t->state))
+			continue;
+		if (is_current(t, app)) {
+			ready += relay_task_serving(app, t);
+			continue;
+		}
+		alive++;
+		if (t->goal == RELAY_GOAL_RUNNING)
+			old[n++] = t;
+		serving += old_serving(t);
+	}
+	min_healthy = (int)ceil(app->instances *
+	    bt_json_number(strategy, "minimumHealthCapacity", 1) - 1e-9);
+	max_cap = (int)floor(app->instances *
+	    (1 + bt_json_number(strategy, "maximumOverCapacity", 1)) + 1e-9);
+	if (min_healthy == max_cap && app->instances > 0)
+		max_cap++;
+	roll_kill_oldest = app->kill_oldest;
+	qsort(old, n, sizeof *old, roll_cmp);
+	for (i = 0; i < n; i++) {
+		if (old_serving(old[i]) && serving - 1 + ready < min_healthy)
+			continue;
+		log_info("rolling app '%s': killing task '%s' of an old config", app->id, old[i]->id);
+		serving -= old_serving(old[i]);
+		relay_task_kill(r, old[i]);
+	}
+	app->rolling = alive > 0;
+	app->roll_cap = max_cap - alive;
+	free(old);
 }
 
 static void revive_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -430,6 +513,8 @@ void relay_converge(struct relay *r)
 		kill_outdated(r);
 	}
 	TAILQ_FOREACH(app, &r->apps, entry) {
+		if (app->rolling && !app->held)
+			roll(r, app);
 		want = relay_app_want(r, app);
 		if (want < 0)
 			scale_down(r, app, -want);
@@ -592,6 +677,7 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 			send_kill(r, t->id, t->agent_id);
 		relay_health_update(r, t, st);
 	}
+	relay_deployments_changed(r);
 	acknowledge(r, st, agent_copy[0] ? agent_copy : NULL);
 	free(agent_copy);
 }

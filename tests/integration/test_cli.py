@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -220,6 +221,10 @@ def test_cli_session(local, tmp_path):
     p = local.cli("app", "add", write_app(tmp_path, "/sleepy", 2), check=0)
     assert "created app /sleepy" in p.stdout and "deployment" in p.stdout
 
+    def deployments():
+        with urllib.request.urlopen(local.relay + "/v2/deployments", timeout=10) as r:
+            return json.load(r)
+
     def listed(n):
         rows = table(local.cli("app", "list", check=0).stdout)
         return [r for r in rows if r[0] == "/sleepy" and r[1] == str(n) and r[2] == str(n)]
@@ -239,9 +244,13 @@ def test_cli_session(local, tmp_path):
     # scale down, then up again
     p = local.cli("app", "scale", "/sleepy", "1", check=0)
     assert "scaling /sleepy to 1 instance" in p.stdout
-    wait_for(lambda: listed(1) and len(sleepers(local.dir)) == 1, timeout=60, interval=0.2,
-             what="one instance after scale 1")
-    local.cli("app", "scale", "sleepy", "3", check=0)   # a relative id works too
+    wait_for(lambda: listed(1) and len(sleepers(local.dir)) == 1 and not deployments(),
+             timeout=60, interval=0.2, what="one instance after scale 1, deployment done")
+    # a deployment that cannot finish (no room for 500) locks the app: 409, then --force
+    local.cli("app", "scale", "/sleepy", "500", check=0)
+    p = local.cli("app", "scale", "sleepy", "3", check=1)
+    assert "locked by one or more deployments" in p.stderr and "HTTP 409" in p.stderr, p.stderr
+    local.cli("app", "scale", "--force", "sleepy", "3", check=0)   # a relative id works too
     wait_for(lambda: listed(3) and len(sleepers(local.dir)) == 3, timeout=60, interval=0.2,
              what="three instances after scale 3")
     p = local.cli("app", "scale", "/sleepy", "many", check=2)

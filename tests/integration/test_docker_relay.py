@@ -311,7 +311,7 @@ def test_canonical_form_with_python_client(cluster):
 
     # the client's round trip (update_app sends the app it read) keeps everything
     got.instances = 0
-    c.update_app("db", got)
+    c.update_app("db", got, force=True)     # no agent: the create deployment never ends
     again = c.get_app("db")
     assert again.instances == 0
     assert again.container.port_mappings[0].service_port == 10000
@@ -339,7 +339,7 @@ def test_service_ports_like_marathon(cluster):
     assert r.json()["message"] == ("Requested service port 12001 conflicts with a service "
                                    "port in app /a")
     # an update keeps the app's own ports
-    r = api(cluster, "PUT", "/v2/apps/b", {"cmd": "sleep 1"})
+    r = api(cluster, "PUT", "/v2/apps/b?force=true", {"cmd": "sleep 1"})
     assert r.status_code == 200, r.text
     assert sp("/b") == [12002]
     # the range runs out

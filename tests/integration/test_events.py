@@ -459,7 +459,7 @@ def test_a_client_that_stops_reading_is_dropped_and_memory_stays_flat(cluster):
     # every change sends events carrying the whole root group twice (~100 kB each);
     # the reader is let to catch up after each one so that only the slow client lags
     while n < 3000 and time.monotonic() < deadline:
-        r = api(cluster, "PUT", "/v2/apps/big0", {"labels": {"n": str(n)}})
+        r = api(cluster, "PUT", "/v2/apps/big0?force=true", {"labels": {"n": str(n)}})
         assert r.status_code == 200, r.text
         n += 1
         wait_for(lambda: reader.counts.get("api_post_event", 0) >= n - 1, interval=0.002,
@@ -506,7 +506,7 @@ def test_a_slow_client_is_dropped_past_1024_waiting_events(cluster):
     deadline = time.monotonic() + 60
     # the drop comes once 1024 events have waited for a second
     while not watcher.types() and n < 30000 and time.monotonic() < deadline:
-        r = api(cluster, "PUT", "/v2/apps/small", {"labels": {"n": str(n)}})
+        r = api(cluster, "PUT", "/v2/apps/small?force=true", {"labels": {"n": str(n)}})
         assert r.status_code == 200, r.text
         n += 1
     assert watcher.types() == ["event_stream_detached"], f"no drop after {n} changes"

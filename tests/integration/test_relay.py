@@ -2,8 +2,8 @@
 
 Each test starts a real butte-master, two real butte-agents with disjoint
 port ranges and a real butte-relay on loopback, and drives relay through
-its Marathon v2 REST API (with requests, and with the python marathon
-client). Task processes are found by their working directory (the agent
+its Marathon v2 REST API with requests (the python marathon client drives
+test_marathon_client.py). Task processes are found by their working directory (the agent
 sandboxes under the test's tmp dir) and their MARATHON_APP_ID variable.
 """
 import json
@@ -12,8 +12,6 @@ import re
 import signal
 import sqlite3
 import time
-
-import pytest
 
 from harness import http, task_pids, wait_for
 
@@ -97,6 +95,12 @@ def running(cluster, app_id, n):
 def wait_running(cluster, app_id, n, timeout=30):
     return wait_for(lambda: running(cluster, app_id, n), timeout=timeout,
                     what=f"{app_id} to have {n} running tasks")
+
+
+def settled(cluster, timeout=30):
+    """Wait until no deployment runs: a change to a deploying app is 409 (as Marathon)."""
+    wait_for(lambda: api(cluster, "GET", "/v2/deployments").json() == [], timeout=timeout,
+             what="every deployment to finish")
 
 
 def agent_ids(cluster):
@@ -229,6 +233,7 @@ def test_app_json_shape_and_versions(cluster):
     assert app["versionInfo"]["lastConfigChangeAt"] == v1
     assert [p["port"] for p in app["portDefinitions"]] == [10000, 10001]
 
+    settled(cluster)
     r = api(cluster, "PUT", "/v2/apps/grp/shape", {"cmd": "echo changed"})
     assert r.status_code == 200
     app = get_app(cluster, "/grp/shape")
@@ -239,6 +244,7 @@ def test_app_json_shape_and_versions(cluster):
     assert old["cmd"] == "true"
 
     # rollback to the first version
+    settled(cluster)
     r = api(cluster, "PUT", "/v2/apps/grp/shape", {"version": v1})
     assert r.status_code == 200, r.text
     assert get_app(cluster, "/grp/shape")["cmd"] == "true"
@@ -454,48 +460,6 @@ def test_relay_restart_adopts_tasks(cluster):
     # still in charge: scaling works after the restart
     api(cluster, "PUT", "/v2/apps/kept", {"instances": 3})
     wait_running(cluster, "/kept", 3)
-
-
-# --- the python marathon client --------------------------------------------------------
-
-def test_python_marathon_client(cluster):
-    marathon = pytest.importorskip("marathon")
-    from marathon import MarathonApp, MarathonClient
-    from marathon.exceptions import NotFoundError
-    start(cluster)
-    c = MarathonClient(cluster.relay_url)
-
-    assert c.ping()
-    info = c.get_info()
-    assert info.name == "marathon" and info.http_config.http_port == cluster.relay.port
-
-    created = c.create_app("pyapp", MarathonApp(cmd="sleep 600", cpus=0.1, mem=16,
-                                                instances=2, backoff_seconds=0.1))
-    assert created and created.id == "/pyapp"
-    assert len(c.list_deployments()) == 1
-    assert [a.id for a in c.list_apps()] == ["/pyapp"]
-    wait_for(lambda: c.get_app("pyapp").tasks_running == 2, timeout=30,
-             what="pyapp to run 2 tasks")
-    assert len(c.list_tasks("pyapp")) == 2
-    assert len(c.list_tasks()) == 2
-    apps = c.list_apps(embed_tasks=True)
-    assert len(apps[0].tasks) == 2
-    wait_for(lambda: c.list_deployments() == [], what="the deployment to finish")
-
-    c.scale_app("pyapp", instances=3)
-    wait_for(lambda: c.get_app("pyapp").tasks_running == 3, timeout=30, what="scale to 3")
-    app = c.get_app("pyapp")
-    app.instances = 1
-    c.update_app("pyapp", app)
-    wait_for(lambda: running(cluster, "/pyapp", 1), timeout=30, what="scale to 1")
-
-    result = c.delete_app("pyapp", force=True)
-    assert "deploymentId" in result
-    with pytest.raises(NotFoundError):
-        c.get_app("pyapp")
-    wait_for(lambda: app_pids(cluster, "/pyapp") == [], what="pyapp's processes to end")
-    assert c.list_queue() == []
-    assert "counters" in c.get_metrics()
 
 
 def test_constraints_place_tasks(cluster):

@@ -11,10 +11,9 @@
 #include "../../framework/relay/events.c"
 
 /* the few relay functions events.c reaches, reduced to what the tests need */
-json_t *relay_json_deployment(struct relay *r, const struct relay_deployment *d)
+bool relay_deployment_affects(const struct relay_deployment *d, const char *app_id)
 {
-	return json_pack("{s:s, s:[{s:[{s:s, s:s}]}]}", "id", d->id, "steps", "actions",
-	    "action", "ScaleApplication", "app", d->app_id);
+	return json_object_get(d->originals, app_id) != NULL;
 }
 
 struct relay_app *relay_app_find(struct relay *r, const char *id)
@@ -99,7 +98,7 @@ static void test_nobody_listens(void **state)
 {
 	struct relay r;
 	struct relay_task *bogus = (struct relay_task *)(uintptr_t)1;
-	struct relay_deployment d = { .id = "d1", .version = "v1", .app_id = "/x" };
+	struct relay_deployment d = { .id = "d1", .version = "v1" };
 
 	memset(&r, 0, sizeof r);
 	TAILQ_INIT(&r.apps);
@@ -112,10 +111,15 @@ static void test_nobody_listens(void **state)
 	relay_event_failed_health_check(&r, bogus, NULL);
 	relay_event_unhealthy_kill(&r, bogus, "x");
 	relay_event_app_terminated(&r, "/x");
-	relay_event_deployment_new(&r, &d, true);
+	d.steps = json_pack("[{s:[{s:s, s:s}]}]", "actions", "action", "ScaleApplication", "app", "/x");
+	d.originals = json_pack("{s:n}", "/x");
+	relay_event_deployment_new(&r, &d);
+	relay_event_deployment_step(&r, &d, 0);
 	relay_event_deployment_done(&r, &d);
 	relay_event_deployment_failed(&r, &d, "x");
 	assert_true(TAILQ_EMPTY(&r.events->plans));
+	json_decref(d.steps);
+	json_decref(d.originals);
 	relay_events_release(&r);
 	assert_null(r.events);
 	event_base_free(r.base);
