@@ -180,6 +180,7 @@ void relay_app_free(struct relay_app *app)
 	free(app->image_arch_config);
 	free(app->host_ports);
 	relay_offer_stats_free(app->offer_stats);
+	relay_task_template_free(app->task_template);
 	json_decref(app->def);
 	free(app->id);
 	free(app);

@@ -667,7 +667,7 @@ void relay_container_port_env(const struct relay_app *app, const uint64_t *ports
 
 /* ---- TaskInfo ---- */
 
-static json_t *labels_pb(const json_t *labels)
+json_t *relay_labels_pb(const json_t *labels)
 {
 	json_t *list = json_array(), *v;
 	const char *k;
@@ -688,7 +688,7 @@ static json_t *network_infos(const json_t *def)
 			continue;
 		ni = json_pack("{s:s}", "name", bt_json_string(n, "name"));
 		if (json_object_get(n, "labels") != NULL)
-			json_object_set_new(ni, "labels", labels_pb(json_object_get(n, "labels")));
+			json_object_set_new(ni, "labels", relay_labels_pb(json_object_get(n, "labels")));
 		json_array_append_new(out, ni);
 	}
 	return out;

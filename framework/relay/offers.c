@@ -1,5 +1,5 @@
 /*
- * offers.c -- matching offers against what the apps are missing, and TaskInfos.
+ * offers.c -- matching offers against what the apps are missing.
  *
  * For each offer relay adds up the unreserved (or relay-role) cpus, mem,
  * disk and port ranges, then walks the apps that need instances and are
@@ -11,7 +11,8 @@
  * O(apps + tasks launched); an app that cannot use an offer records why
  * (container.c: counters and a small table, for /v2/queue). Host ports
  * come from the app's port slots (container.c), fixed ones exactly as
- * asked. Offers that launch nothing are declined
+ * asked. The tasks of one offer leave in one ACCEPT built in protobuf, their
+ * TaskInfos on their app's template (taskinfo.c). Offers that launch nothing are declined
  * with --decline_offer_duration; when nothing is missing relay suppresses
  * offers, and tasks.c revives them when a need appears.
  */
@@ -24,7 +25,6 @@
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,156 +166,6 @@ static bool fits(const struct relay_app *app, const struct avail *a)
 	    app->disk <= a->disk + 1e-9 && ports_count(a) >= app->nports;
 }
 
-static json_t *scalar_res(const char *name, double v, const struct avail *a)
-{
-	json_t *res = json_pack("{s:s, s:s, s:{s:f}, s:s}", "name", name, "type", "SCALAR",
-	    "scalar", "value", v, "role", a->role);
-	if (a->alloc_role != NULL)
-		json_object_set_new(res, "allocation_info", json_pack("{s:s}", "role", a->alloc_role));
-	return res;
-}
-
-static json_t *task_resources(const struct relay_app *app, const struct avail *a,
-    const uint64_t *ports, size_t nports)
-{
-	json_t *list = json_array(), *ranges, *res;
-	size_t i;
-
-	json_array_append_new(list, scalar_res("cpus", app->cpus, a));
-	json_array_append_new(list, scalar_res("mem", app->mem, a));
-	if (app->disk > 0)
-		json_array_append_new(list, scalar_res("disk", app->disk, a));
-	if (nports == 0)
-		return list;
-	ranges = json_array();
-	for (i = 0; i < nports; i++)
-		json_array_append_new(ranges, json_pack("{s:I, s:I}", "begin", (json_int_t)ports[i],
-		    "end", (json_int_t)ports[i]));
-	res = json_pack("{s:s, s:s, s:{s:o}, s:s}", "name", "ports", "type", "RANGES",
-	    "ranges", "range", ranges, "role", a->role);
-	if (a->alloc_role != NULL)
-		json_object_set_new(res, "allocation_info", json_pack("{s:s}", "role", a->alloc_role));
-	json_array_append_new(list, res);
-	return list;
-}
-
-/* "PORT_HTTP" from "http"; non-alphanumerics become '_' */
-static char *env_name(const char *prefix, const char *name)
-{
-	char *s = xasprintf("%s%s", prefix, name), *p;
-
-	for (p = s + strlen(prefix); *p != '\0'; p++)
-		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-	return s;
-}
-
-static void setenv_j(json_t *env, const char *name, const char *value)
-{
-	json_object_set_new(env, name, json_string(value));
-}
-
-static json_t *environment(const struct relay_app *app, const char *task_id, const char *host,
-    const uint64_t *ports, size_t nports)
-{
-	json_t *env = json_object(), *vars = json_array(), *v, *labels;
-	const char *k;
-	char buf[64], *keys = xstrdup(""), *tmp, *name;
-
-	setenv_j(env, "HOST", host);
-	relay_container_port_env(app, ports, nports, env);
-	setenv_j(env, "MARATHON_APP_ID", app->id);
-	setenv_j(env, "MARATHON_APP_VERSION", app->version);
-	snprintf(buf, sizeof buf, "%g", app->cpus);
-	setenv_j(env, "MARATHON_APP_RESOURCE_CPUS", buf);
-	snprintf(buf, sizeof buf, "%g", app->mem);
-	setenv_j(env, "MARATHON_APP_RESOURCE_MEM", buf);
-	snprintf(buf, sizeof buf, "%g", app->disk);
-	setenv_j(env, "MARATHON_APP_RESOURCE_DISK", buf);
-	setenv_j(env, "MARATHON_APP_RESOURCE_GPUS", "0");
-	if (bt_json_string(json_object_get(json_object_get(app->def, "container"), "docker"), "image"))
-		setenv_j(env, "MARATHON_APP_DOCKER_IMAGE", bt_json_string(json_object_get(
-		    json_object_get(app->def, "container"), "docker"), "image"));
-	labels = json_object_get(app->def, "labels");
-	json_object_foreach(labels, k, v) {
-		name = env_name("MARATHON_APP_LABEL_", k);
-		setenv_j(env, name, json_string_value(v));
-		free(name);
-		tmp = xasprintf("%s%s%s", keys, keys[0] ? " " : "", k);
-		free(keys);
-		keys = tmp;
-	}
-	setenv_j(env, "MARATHON_APP_LABELS", keys);
-	free(keys);
-	setenv_j(env, "MESOS_TASK_ID", task_id);
-	json_object_foreach(json_object_get(app->def, "env"), k, v)
-		if (json_is_string(v))
-			json_object_set(env, k, v);
-	json_object_foreach(env, k, v)
-		json_array_append_new(vars, json_pack("{s:s, s:s, s:O}", "name", k, "type", "VALUE",
-		    "value", v));
-	json_decref(env);
-	return json_pack("{s:o}", "variables", vars);
-}
-
-static json_t *command_info(const struct relay_app *app, json_t *env)
-{
-	const char *cmd = bt_json_string(app->def, "cmd");
-	json_t *args = json_object_get(app->def, "args"), *cmdinfo, *uris = json_array(), *f;
-	const char *user = bt_json_string(app->def, "user");
-	size_t i;
-
-	if (cmd != NULL)
-		cmdinfo = json_pack("{s:b, s:s}", "shell", 1, "value", cmd);
-	else if (json_array_size(args) > 0)
-		cmdinfo = json_pack("{s:b, s:O, s:O}", "shell", 0, "value", json_array_get(args, 0),
-		    "arguments", args);
-	else
-		cmdinfo = json_pack("{s:b}", "shell", 0);
-	json_object_set_new(cmdinfo, "environment", env);
-	json_array_foreach(json_object_get(app->def, "fetch"), i, f) {
-		json_t *u = json_pack("{s:O, s:O, s:O, s:O}", "value", json_object_get(f, "uri"),
-		    "extract", json_object_get(f, "extract"), "executable",
-		    json_object_get(f, "executable"), "cache", json_object_get(f, "cache"));
-		if (json_object_get(f, "destPath") != NULL)
-			json_object_set(u, "output_file", json_object_get(f, "destPath"));
-		json_array_append_new(uris, u);
-	}
-	if (json_array_size(uris) > 0)
-		json_object_set_new(cmdinfo, "uris", uris);
-	else
-		json_decref(uris);
-	if (user != NULL)
-		json_object_set_new(cmdinfo, "user", json_string(user));
-	return cmdinfo;
-}
-
-/* "/grp/app" -> "app.grp" (Mesos-DNS naming) */
-static char *task_name(const char *id)
-{
-	char *copy = xstrdup(id), *out = xstrdup(""), *p, *tmp;
-
-	while ((p = strrchr(copy, '/')) != NULL) {
-		if (p[1] != '\0') {
-			tmp = xasprintf("%s%s%s", out, out[0] ? "." : "", p + 1);
-			free(out);
-			out = tmp;
-		}
-		*p = '\0';
-	}
-	free(copy);
-	return out;
-}
-
-static json_t *labels_pb(const struct relay_app *app)
-{
-	json_t *list = json_array(), *v;
-	const char *k;
-
-	json_object_foreach(json_object_get(app->def, "labels"), k, v)
-		json_array_append_new(list, json_pack("{s:s, s:O}", "key", k, "value", v));
-	return json_pack("{s:o}", "labels", list);
-}
-
 static bool is_ip(const char *s)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
@@ -377,30 +227,6 @@ static struct relay_task *new_task(struct relay *r, struct relay_app *app,
 	return t;
 }
 
-static json_t *task_info(struct relay_app *app, struct relay_task *t, const struct avail *a)
-{
-	char *name = task_name(app->id);
-	json_t *ti = json_pack("{s:s, s:{s:s}, s:{s:s}, s:o, s:o, s:o}",
-	    "name", name, "task_id", "value", t->id, "agent_id", "value", t->agent_id,
-	    "resources", task_resources(app, a, t->ports, t->nports),
-	    "command", command_info(app, environment(app, t->id, t->host, t->ports, t->nports)),
-	    "labels", labels_pb(app));
-	json_t *container = relay_container_info(app, t->ports, t->nports);
-	json_t *grace = json_object_get(app->def, "taskKillGracePeriodSeconds");
-	json_t *hc = relay_health_check(app, t->ports, t->nports);
-
-	if (container != NULL)
-		json_object_set_new(ti, "container", container);
-	relay_container_command(app, json_object_get(ti, "command"));
-	if (hc != NULL)
-		json_object_set_new(ti, "health_check", hc);
-	if (grace != NULL)
-		json_object_set_new(ti, "kill_policy", json_pack("{s:{s:I}}", "grace_period",
-		    "nanoseconds", (json_int_t)json_integer_value(grace) * 1000000000LL));
-	free(name);
-	return ti;
-}
-
 /* every fixed host port is offered and there are enough ports in all (nothing taken) */
 static bool ports_fit(const struct relay_app *app, const struct avail *a)
 {
@@ -439,10 +265,46 @@ static unsigned reject_reasons(struct relay *r, const struct relay_app *app,
 	return why;
 }
 
-/* fit tasks of every app into the offer; the LAUNCH task_infos, or NULL */
-static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a)
+/* ACCEPT the offer with a LAUNCH of the tasks; the call is packed at once */
+static void accept_offer(struct relay *r, const Mesos__V1__Offer *o, struct relay_launch **launches,
+    size_t n)
 {
-	json_t *infos = json_array();
+	Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
+	Mesos__V1__Scheduler__Call__Accept acc = MESOS__V1__SCHEDULER__CALL__ACCEPT__INIT;
+	Mesos__V1__Offer__Operation op = MESOS__V1__OFFER__OPERATION__INIT, *ops[1] = { &op };
+	Mesos__V1__Offer__Operation__Launch launch = MESOS__V1__OFFER__OPERATION__LAUNCH__INIT;
+	Mesos__V1__Filters filters = MESOS__V1__FILTERS__INIT;
+	Mesos__V1__OfferID *ids[1] = { o->id };
+	Mesos__V1__TaskInfo **infos = xcalloc(n, sizeof *infos);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		infos[i] = relay_launch_task_info(launches[i]);
+	launch.n_task_infos = n;
+	launch.task_infos = infos;
+	op.has_type = true;
+	op.type = MESOS__V1__OFFER__OPERATION__TYPE__LAUNCH;
+	op.launch = &launch;
+	filters.has_refuse_seconds = true;
+	filters.refuse_seconds = 1.0;
+	acc.n_offer_ids = 1;
+	acc.offer_ids = ids;
+	acc.n_operations = 1;
+	acc.operations = ops;
+	acc.filters = &filters;
+	call.has_type = true;
+	call.type = MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT;
+	call.accept = &acc;
+	relay_call_pb(r, &call);
+	free(infos);
+}
+
+/* fit tasks of every app into the offer and accept it; false when nothing fits */
+static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a)
+{
+	struct relay_offer_role role = { a->role, a->alloc_role };
+	struct relay_launch **launches = NULL;
+	size_t n = 0, cap = 0;
 	struct relay_app *app;
 	double now = bt_now();
 	uint64_t ports[256];
@@ -451,17 +313,24 @@ static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct av
 		int want = relay_app_want(r, app), launched = 0;
 		if (want <= 0 && app->offer_stats != NULL)
 			relay_offer_stats_reset(app);           /* the launch attempt is over */
-		if (want <= 0 || now < app->launch_not_before)
+		if (want <= 0 || now < app->launch_not_before || !relay_launch_ready(app))
 			continue;
 		while (want > 0 && app->nports <= 256 && fits(app, a) && relay_placement_ok(r, app, o) &&
 		    pick_ports(app, a, ports)) {
 			struct relay_task *t = new_task(r, app, o, ports);
+			struct relay_launch *l;
 			a->cpus -= app->cpus;
 			a->mem -= app->mem;
 			a->disk -= app->disk;
 			relay_task_insert(r, t);
 			relay_state_save_task(r, t);
-			json_array_append_new(infos, task_info(app, t, a));
+			if ((l = relay_launch_new(app, t, &role)) != NULL) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 16;
+					launches = xreallocarray(launches, cap, sizeof *launches);
+				}
+				launches[n++] = l;
+			}
 			log_info("launching task '%s' of app '%s' on agent '%s' (%s)", t->id, app->id,
 			    t->agent_id, t->host);
 			r->tasks_launched++;
@@ -473,11 +342,12 @@ static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct av
 		else
 			relay_offer_stats_unused(app, o, reject_reasons(r, app, o, a), now);
 	}
-	if (json_array_size(infos) == 0) {
-		json_decref(infos);
-		return NULL;
-	}
-	return infos;
+	if (n > 0)
+		accept_offer(r, o, launches, n);
+	for (size_t i = 0; i < n; i++)
+		relay_launch_free(launches[i]);
+	free(launches);
+	return n > 0;
 }
 
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
@@ -488,18 +358,11 @@ void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *of
 
 	for (i = 0; i < offers->n_offers; i++) {
 		const Mesos__V1__Offer *o = offers->offers[i];
-		json_t *infos;
 
 		r->offers_seen++;
 		relay_placement_note_offer(o);
 		offer_avail(r, o, &a);
-		infos = match_offer(r, o, &a);
-		if (infos != NULL) {
-			relay_call(r, json_pack("{s:s, s:{s:[{s:s}], s:[{s:s, s:{s:o}}], s:{s:f}}}",
-			    "type", "ACCEPT", "accept", "offer_ids", "value", o->id->value,
-			    "operations", "type", "LAUNCH", "launch", "task_infos", infos,
-			    "filters", "refuse_seconds", 1.0));
-		} else {
+		if (!match_offer(r, o, &a)) {
 			json_array_append_new(declines, json_pack("{s:s}", "value", o->id->value));
 			r->offers_declined++;
 		}

@@ -392,9 +392,3 @@ bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Meso
 			return false;
 	return true;
 }
-
-/* the app's health checks as the TaskInfo's HealthCheck, or NULL (health.c) */
-json_t *relay_health_check(const struct relay_app *app, const uint64_t *ports, size_t nports)
-{
-	return relay_health_task_check(app, ports, nports);
-}

@@ -112,6 +112,7 @@ struct relay_app {
 	bool held;                      /* a deployment has not reached this app's step yet */
 	bool rolling;                   /* tasks of an older config may still be alive */
 	int roll_cap;                   /* while rolling: tasks of the current config allowed */
+	struct relay_task_template *task_template;      /* TaskInfo of this version (taskinfo.c) */
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
@@ -286,6 +287,23 @@ const char *relay_resource_role(const Mesos__V1__Resource *res);
 /* the agent's address for tasks launched from o, or NULL; caller frees */
 char *relay_offer_ip(const Mesos__V1__Offer *o);
 
+/* taskinfo.c -- TaskInfos built on a template per app version */
+struct relay_task_template;
+struct relay_launch;
+/* the role the resources of a launch are taken from, and the offer's allocation role */
+struct relay_offer_role {
+	const char *role;
+	const char *alloc_role;         /* or NULL */
+};
+/* the app's template builds for its current version (it is built now if needed) */
+bool relay_launch_ready(struct relay_app *app);
+/* the TaskInfo of t, pointing into app's template, t and role (which must outlive it); NULL on error */
+struct relay_launch *relay_launch_new(struct relay_app *app, const struct relay_task *t,
+    const struct relay_offer_role *role);
+Mesos__V1__TaskInfo *relay_launch_task_info(struct relay_launch *l);
+void relay_launch_free(struct relay_launch *l);
+void relay_task_template_free(struct relay_task_template *tt);
+
 /* health.c -- health checks: the TaskInfo's HealthCheck, results, kills of unhealthy tasks */
 json_t *relay_health_task_check(const struct relay_app *app, const uint64_t *ports, size_t nports);
 /* a status update of a non-terminal task (after its state was noted) */
@@ -302,7 +320,6 @@ bool relay_placement_ok(struct relay *r, const struct relay_app *app, const Meso
 bool relay_placement_has_image_arch(const struct relay_app *app);
 /* learn the image's arch from an agent's "is built for <arch>" failure; true if it was one */
 bool relay_placement_learn_failure(struct relay_app *app, const char *message);
-json_t *relay_health_check(const struct relay_app *app, const uint64_t *ports, size_t nports);
 
 /* container.c -- the container block, ports of tasks, offer statistics for /v2/queue */
 /* canonical "networks" of an app body (legacy docker.network and ipAddress folded in) */
@@ -320,6 +337,8 @@ void relay_container_port_env(const struct relay_app *app, const uint64_t *ports
     json_t *env);
 /* the TaskInfo's ContainerInfo (Mesos JSON), or NULL without a container */
 json_t *relay_container_info(const struct relay_app *app, const uint64_t *ports, size_t n);
+/* Mesos Labels {"labels":[{key, value}]} of Marathon's labels object */
+json_t *relay_labels_pb(const json_t *labels);
 void relay_container_command(const struct relay_app *app, json_t *cmdinfo);
 /* why an offer went unused, in Marathon's funnel order */
 enum relay_reject {

@@ -11,6 +11,13 @@
 #include "../../framework/relay/apps.c"
 #include "../../framework/relay/appset.c"
 #include "../../framework/relay/container.c"
+#include "../../framework/relay/taskinfo.c"
+
+/* health.c is not linked in: TaskInfos built here carry no health check */
+json_t *relay_health_task_check(const struct relay_app *app, const uint64_t *ports, size_t n)
+{
+	return NULL;
+}
 
 static struct relay *new_relay(void)
 {
@@ -152,6 +159,79 @@ static void test_port_env(void **state)
 	free_relay(r);
 }
 
+static const char *var(const Mesos__V1__Environment *env, const char *name)
+{
+	const char *value = NULL;
+
+	for (size_t i = 0; i < env->n_variables; i++)
+		if (strcmp(env->variables[i]->name, name) == 0) {
+			assert_null(value);             /* no name twice */
+			value = env->variables[i]->value;
+		}
+	return value;
+}
+
+/* a launch: the app's template plus the task's ids, resources, ports and variables */
+static void test_launch_task_info(void **state)
+{
+	struct relay *r = new_relay();
+	json_t *err = NULL;
+	struct relay_app *app = add_app(r, "{\"id\":\"/shop/web\",\"cmd\":\"serve\","
+	    "\"cpus\":0.5,\"mem\":64,\"env\":{\"HOST\":\"mine\",\"A\":\"1\"},"
+	    "\"labels\":{\"tier\":\"front\"},\"taskKillGracePeriodSeconds\":7,"
+	    "\"portDefinitions\":[{\"port\":0,\"name\":\"http\"},{\"port\":0}]}", &err);
+	struct relay_task t = { .id = "shop_web.instance-1._app.1", .agent_id = "S1",
+	    .host = "10.0.0.1", .nports = 2 };
+	uint64_t ports[2] = { 31000, 31005 };
+	struct relay_offer_role role = { "*", "relay" };
+	struct relay_launch *l, *l2;
+	Mesos__V1__TaskInfo *ti;
+	void *packed;
+	size_t len;
+
+	assert_non_null(app);
+	t.ports = ports;
+	l = relay_launch_new(app, &t, &role);
+	assert_non_null(l);
+	ti = relay_launch_task_info(l);
+	assert_string_equal(ti->name, "web.shop");
+	assert_string_equal(ti->task_id->value, t.id);
+	assert_string_equal(ti->agent_id->value, "S1");
+	assert_int_equal(ti->n_resources, 3);
+	assert_string_equal(ti->resources[0]->name, "cpus");
+	assert_true(ti->resources[0]->scalar->value == 0.5);
+	assert_string_equal(ti->resources[0]->allocation_info->role, "relay");
+	assert_string_equal(ti->resources[2]->name, "ports");
+	assert_int_equal(ti->resources[2]->ranges->n_range, 2);
+	assert_int_equal(ti->resources[2]->ranges->range[1]->begin, 31005);
+	assert_string_equal(ti->command->value, "serve");
+	assert_string_equal(var(ti->command->environment, "HOST"), "mine");   /* the app's env wins */
+	assert_string_equal(var(ti->command->environment, "A"), "1");
+	assert_string_equal(var(ti->command->environment, "PORT0"), "31000");
+	assert_string_equal(var(ti->command->environment, "PORT1"), "31005");
+	assert_string_equal(var(ti->command->environment, "PORT_HTTP"), "31000");
+	assert_string_equal(var(ti->command->environment, "PORTS"), "31000,31005");
+	assert_string_equal(var(ti->command->environment, "MESOS_TASK_ID"), t.id);
+	assert_string_equal(var(ti->command->environment, "MARATHON_APP_ID"), "/shop/web");
+	assert_string_equal(var(ti->command->environment, "MARATHON_APP_LABEL_TIER"), "front");
+	assert_int_equal(ti->labels->n_labels, 1);
+	assert_int_equal(ti->kill_policy->grace_period->nanoseconds, 7000000000LL);
+	/* the TaskInfo packs and reads back as it was built */
+	packed = bt_pb_encode_alloc(&ti->base, false, &len);
+	assert_non_null(packed);
+	free(packed);
+	/* a second task shares the template but has its own variables */
+	t.id = "shop_web.instance-2._app.1";
+	ports[0] = 31010;
+	l2 = relay_launch_new(app, &t, &role);
+	assert_string_equal(var(relay_launch_task_info(l2)->command->environment, "PORT0"), "31010");
+	assert_string_equal(var(relay_launch_task_info(l)->command->environment, "PORT0"), "31000");
+	assert_ptr_equal(relay_launch_task_info(l2)->labels, ti->labels);
+	relay_launch_free(l2);
+	relay_launch_free(l);
+	free_relay(r);
+}
+
 static void test_container_info(void **state)
 {
 	struct relay *r = new_relay();
@@ -287,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_host_port_slots),
 		cmocka_unit_test(test_port_env),
+		cmocka_unit_test(test_launch_task_info),
 		cmocka_unit_test(test_container_info),
 		cmocka_unit_test(test_offer_stats),
 	};
