@@ -29,6 +29,7 @@
 #include "attributes.h"
 #include "butte.pb-c.h"
 #include "flags.h"
+#include "map.h"
 #include "mesos.pb-c.h"
 #include "resources.h"
 #include "mesos_util.h"
@@ -133,6 +134,8 @@ struct agent {
 	double start_time;
 
 	struct agent_tasks tasks;
+	struct bt_map task_index;       /* task id (borrowed) -> task in `tasks` (tasks.c) */
+	size_t task_id_clashes;         /* tasks added under an id another task had */
 	struct agent_tasks graveyard;   /* removed tasks, freed from graveyard_ev */
 	struct event *graveyard_ev;
 	json_t *completed;              /* forgotten tasks for /state, newest last */
@@ -199,6 +202,9 @@ void agent_shutdown_framework(struct agent *a, const char *framework_id);
 void agent_reap_children(struct agent *a);
 void agent_recover_task(struct agent_task *t);
 struct agent_task *agent_task_find(struct agent *a, const char *framework_id, const char *task_id);
+/* put t in a->tasks and the id index; unlink takes it out of both */
+void agent_task_add(struct agent *a, struct agent_task *t);
+void agent_task_unlink(struct agent *a, struct agent_task *t);
 /* drop a task whose terminal update was acknowledged and whose process ended */
 void agent_task_maybe_remove(struct agent_task *t);
 void agent_task_free(struct agent_task *t);

@@ -387,7 +387,7 @@ int agent_checkpoint_load(struct agent *a, char **cause)
 			log_error("skipping a checkpointed task: %s", why);
 			free(why);
 		} else {
-			TAILQ_INSERT_TAIL(&a->tasks, t, entry);
+			agent_task_add(a, t);
 		}
 		free(rec);
 		free(run_dir);

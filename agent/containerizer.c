@@ -479,7 +479,7 @@ static void launch_one(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 		return;
 	}
 	t = agent_task_new(a, fw, info);
-	TAILQ_INSERT_TAIL(&a->tasks, t, entry);
+	agent_task_add(a, t);
 	make_dirs(t, &cause);
 	if (cause != NULL) {
 		why = xasprintf("unable to create the sandbox: %s", cause);

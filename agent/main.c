@@ -284,9 +284,10 @@ static void teardown(struct agent *a)
 		bt_http_client_free(a->client);
 	agent_link_free(a->link);
 	while ((t = TAILQ_FIRST(&a->tasks)) != NULL) {
-		TAILQ_REMOVE(&a->tasks, t, entry);
+		agent_task_unlink(a, t);
 		agent_task_free(t);
 	}
+	bt_map_release(&a->task_index);
 	graveyard_cb(-1, 0, a);
 	agent_containerizer_release(a);
 	if (a->drain_ev != NULL)
@@ -334,6 +335,7 @@ int main(int argc, char **argv)
 	memset(a, 0, sizeof *a);
 	a->lock_fd = -1;
 	TAILQ_INIT(&a->tasks);
+	bt_map_init_borrowed(&a->task_index);
 	TAILQ_INIT(&a->graveyard);
 	a->completed = json_array();
 	a->start_time = bt_now();

@@ -49,6 +49,7 @@ static struct agent *sim_agent_new(struct agent *proto, int i)
 	a->lock_fd = -1;
 	a->advertise_ip = NULL;
 	TAILQ_INIT(&a->tasks);
+	bt_map_init_borrowed(&a->task_index);
 	TAILQ_INIT(&a->graveyard);
 	a->completed = json_array();
 	a->graveyard_ev = NULL;
@@ -74,9 +75,10 @@ static void sim_agent_free(struct agent *a)
 
 	agent_link_free(a->link);
 	while ((t = TAILQ_FIRST(&a->tasks)) != NULL) {
-		TAILQ_REMOVE(&a->tasks, t, entry);
+		agent_task_unlink(a, t);
 		agent_task_free(t);
 	}
+	bt_map_release(&a->task_index);
 	graveyard_cb(-1, 0, a);
 	if (a->graveyard_ev != NULL)
 		event_free(a->graveyard_ev);
@@ -98,7 +100,7 @@ static void sim_task_start(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 	}
 	/* its sandbox and run dir are only names: nothing is created or checkpointed */
 	t = agent_task_new(a, fw, info);
-	TAILQ_INSERT_TAIL(&a->tasks, t, entry);
+	agent_task_add(a, t);
 	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_STARTING, NULL, -1);
 	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_RUNNING, NULL, -1);
 }

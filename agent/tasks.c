@@ -52,10 +52,34 @@ int agent_proc_start_time(pid_t pid, unsigned long long *start)
 	return 0;
 }
 
+void agent_task_add(struct agent *a, struct agent_task *t)
+{
+	TAILQ_INSERT_TAIL(&a->tasks, t, entry);
+	if (bt_map_get(&a->task_index, t->task_id) != NULL)
+		a->task_id_clashes++;
+	bt_map_put(&a->task_index, t->task_id, t);
+}
+
+void agent_task_unlink(struct agent *a, struct agent_task *t)
+{
+	TAILQ_REMOVE(&a->tasks, t, entry);
+	if (bt_map_get(&a->task_index, t->task_id) == t)
+		bt_map_remove(&a->task_index, t->task_id);
+}
+
+/*
+ * The index holds one task per id: the newest. Two frameworks' tasks of
+ * the same id are rare; once that happened, what the index misses is
+ * looked for by a walk.
+ */
 struct agent_task *agent_task_find(struct agent *a, const char *framework_id, const char *task_id)
 {
-	struct agent_task *t;
+	struct agent_task *t = bt_map_get(&a->task_index, task_id);
 
+	if (t != NULL && (framework_id == NULL || strcmp(t->framework_id, framework_id) == 0))
+		return t;
+	if (a->task_id_clashes == 0)
+		return NULL;
 	TAILQ_FOREACH(t, &a->tasks, entry) {
 		if (strcmp(t->task_id, task_id) == 0 &&
 		    (framework_id == NULL || strcmp(t->framework_id, framework_id) == 0))
@@ -407,7 +431,7 @@ void agent_task_maybe_remove(struct agent_task *t)
 	stop_watching(t);
 	if (t->retry_ev != NULL)
 		evtimer_del(t->retry_ev);
-	TAILQ_REMOVE(&a->tasks, t, entry);
+	agent_task_unlink(a, t);
 	TAILQ_INSERT_TAIL(&a->graveyard, t, entry);
 	event_active(a->graveyard_ev, EV_TIMEOUT, 0);
 }
