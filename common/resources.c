@@ -27,6 +27,31 @@
 static const char *const type_names[] = { "SCALAR", "RANGES", "SET", "TEXT" };
 static const char *const type_words[] = { "a scalar", "ranges", "a set", "text" };
 
+/*
+ * Names and roles: the common ones are shared constants, others heap
+ * copies. Ten thousand agents each hold cpus, mem, disk and ports in "*"
+ * several times over (total, free pool, offers); sharing the strings saves
+ * two allocations per resource. Only this fixed list is shared, so no
+ * name a framework sends can grow it.
+ */
+static const char *const common_strings[] = { "*", "cpus", "mem", "disk", "ports", "gpus" };
+
+static char *str_dup(const char *s)
+{
+	for (size_t i = 0; i < sizeof common_strings / sizeof common_strings[0]; i++)
+		if (strcmp(s, common_strings[i]) == 0)
+			return (char *)common_strings[i];
+	return xstrdup(s);
+}
+
+static void str_free(char *s)
+{
+	for (size_t i = 0; i < sizeof common_strings / sizeof common_strings[0]; i++)
+		if (s == common_strings[i])
+			return;
+	free(s);
+}
+
 void bt_resources_init(struct bt_resources *r)
 {
 	r->v = NULL;
@@ -38,8 +63,8 @@ void bt_resources_release(struct bt_resources *r)
 	size_t i;
 
 	for (i = 0; i < r->n; i++) {
-		free(r->v[i].name);
-		free(r->v[i].role);
+		str_free(r->v[i].name);
+		str_free(r->v[i].role);
 		bt_value_release(&r->v[i].value);
 	}
 	free(r->v);
@@ -55,8 +80,8 @@ void bt_resources_copy(struct bt_resources *dst, const struct bt_resources *src)
 		return;
 	dst->v = xreallocarray(NULL, src->n, sizeof *dst->v);
 	for (i = 0; i < src->n; i++) {
-		dst->v[i].name = xstrdup(src->v[i].name);
-		dst->v[i].role = xstrdup(src->v[i].role);
+		dst->v[i].name = str_dup(src->v[i].name);
+		dst->v[i].role = str_dup(src->v[i].role);
 		bt_value_copy(&dst->v[i].value, &src->v[i].value);
 	}
 	dst->n = src->n;
@@ -115,8 +140,8 @@ void bt_resources_add_one(struct bt_resources *r, const char *name, const char *
 	}
 	r->v = xreallocarray(r->v, r->n + 1, sizeof *r->v);
 	e = &r->v[r->n++];
-	e->name = xstrdup(name);
-	e->role = xstrdup(role);
+	e->name = str_dup(name);
+	e->role = str_dup(role);
 	bt_value_copy(&e->value, v);
 }
 
@@ -130,8 +155,8 @@ void bt_resources_add(struct bt_resources *dst, const struct bt_resources *src)
 
 static void remove_at(struct bt_resources *r, size_t i)
 {
-	free(r->v[i].name);
-	free(r->v[i].role);
+	str_free(r->v[i].name);
+	str_free(r->v[i].role);
 	bt_value_release(&r->v[i].value);
 	memmove(&r->v[i], &r->v[i + 1], (r->n - i - 1) * sizeof *r->v);
 	r->n--;
