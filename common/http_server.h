@@ -50,6 +50,9 @@ void bt_http_reply(struct evhttp_request *req, int code, const char *content_typ
 /* the same, handing over a heap body: it is sent without a copy and freed after */
 void bt_http_reply_take(struct evhttp_request *req, int code, const char *content_type,
     char *body, size_t len);
+/* the same, moving what body holds into the reply (body is left empty, caller frees it) */
+void bt_http_reply_buffer(struct evhttp_request *req, int code, const char *content_type,
+    struct evbuffer *body);
 /* takes ownership of body (NULL sends an empty body) */
 void bt_http_reply_json(struct evhttp_request *req, int code, json_t *body);
 /* {"message": "<formatted>"} with the status's reason phrase */

@@ -17,24 +17,36 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 /* ---- replies ---- */
 
-void relay_api_reply(struct evhttp_request *req, int code, json_t *body)
+static void leader_header(struct evhttp_request *req)
 {
 	struct relay *r = relay_main;
 	char *leader = xasprintf("http://%s:%d", r->cfg.hostname, r->cfg.http_port);
 
-	/* 15 significant digits: "cpus":0.1 rather than 0.10000000000000001 */
-	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-
 	bt_http_add_header(req, "X-Marathon-Leader", leader);
-	bt_http_reply_take(req, code, "application/json", text, strlen(text));
 	free(leader);
+}
+
+void relay_api_reply(struct evhttp_request *req, int code, json_t *body)
+{
+	char *text = json_dumps(body, RELAY_JSON_FLAGS);
+
+	leader_header(req);
+	bt_http_reply_take(req, code, "application/json", text, strlen(text));
 	json_decref(body);
+}
+
+void relay_api_reply_buffer(struct evhttp_request *req, int code, struct evbuffer *body)
+{
+	leader_header(req);
+	bt_http_reply_buffer(req, code, "application/json", body);
+	evbuffer_free(body);
 }
 
 void relay_api_not_found(struct evhttp_request *req, const char *id)
@@ -443,11 +455,12 @@ static bool label_match(const json_t *labels, const char *sel)
 static bool app_selected(const struct relay_app *app, const struct evkeyvalq *q)
 {
 	const char *id = bt_http_query(q, "id"), *cmd = bt_http_query(q, "cmd");
-	const char *label = bt_http_query(q, "label"), *acmd = bt_json_string(app->def, "cmd");
+	const char *label = bt_http_query(q, "label"), *acmd;
 
 	if (id != NULL && strcasestr(app->id, id) == NULL)
 		return false;
-	if (cmd != NULL && (acmd == NULL || strcasestr(acmd, cmd) == NULL))
+	if (cmd != NULL && ((acmd = bt_json_string(app->def, "cmd")) == NULL ||
+	    strcasestr(acmd, cmd) == NULL))
 		return false;
 	if (label != NULL && !label_match(json_object_get(app->def, "labels"), label))
 		return false;
@@ -457,20 +470,25 @@ static bool app_selected(const struct relay_app *app, const struct evkeyvalq *q)
 static void list_apps(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q,
     const char *prefix, const char *key)
 {
-	json_t *apps = json_array();
+	struct evbuffer *out = evbuffer_new();
 	struct relay_app *app;
 	bool tasks = embed_has(q, "tasks") || embed_has(q, "failures");
 	bool failure = embed_has(q, "astTaskFailure") || embed_has(q, "failures");
+	bool first = true;
 
+	evbuffer_add_printf(out, "{\"%s\":[", key);
 	TAILQ_FOREACH(app, &r->apps, entry) {
 		if (!app_selected(app, q))
 			continue;
 		if (prefix != NULL && !bt_str_has_prefix(app->id, prefix))
 			continue;
-		json_array_append_new(apps, relay_json_app(r, app, tasks || prefix != NULL,
-		    failure || prefix != NULL));
+		if (!first)
+			evbuffer_add(out, ",", 1);
+		first = false;
+		relay_listing_add_app(r, out, app, tasks || prefix != NULL, failure || prefix != NULL);
 	}
-	relay_api_reply(req, 200, json_pack("{s:o}", key, apps));
+	evbuffer_add(out, "]}", 2);
+	relay_api_reply_buffer(req, 200, out);
 }
 
 

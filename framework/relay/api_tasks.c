@@ -5,6 +5,8 @@
  */
 #include "relay.h"
 
+#include <event2/buffer.h>
+
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -135,8 +137,9 @@ void relay_api_app_task(struct relay *r, struct evhttp_request *req, const char 
 	relay_api_reply(req, 200, json_pack("{s:o}", "task", j));
 }
 
-static bool status_selected(const struct relay_task *t, const struct evkeyvalq *q)
+static bool status_selected(const struct relay_task *t, const void *arg)
 {
+	const struct evkeyvalq *q = arg;
 	const struct evkeyval *kv;
 	bool any = false;
 	const char *state = relay_task_state_name(t->state);
@@ -237,8 +240,7 @@ void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const stru
 {
 	struct relay *r = arg;
 	const char *method = bt_http_method(req);
-	json_t *list;
-	struct relay_task *t;
+	struct evbuffer *out;
 
 	if (strcmp(path, "/v2/tasks/delete") == 0 && strcmp(method, "POST") == 0) {
 		delete_tasks(r, req, q);
@@ -252,11 +254,10 @@ void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const stru
 		relay_api_not_allowed(req);
 		return;
 	}
-	list = json_array();
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		if (status_selected(t, q))
-			json_array_append_new(list, relay_json_task(r, t, true));
-	relay_api_reply(req, 200, json_pack("{s:o}", "tasks", list));
+	out = evbuffer_new();
+	relay_listing_tasks(r, out, bt_http_query(q, "status") != NULL ||
+	    bt_http_query(q, "status[]") != NULL ? status_selected : NULL, q);
+	relay_api_reply_buffer(req, 200, out);
 }
 
 /* ---- queue, info, leader, ping, metrics ---- */

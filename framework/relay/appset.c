@@ -163,9 +163,17 @@ struct relay_app *relay_app_set(struct relay *r, json_t *def)
 		json_decref(app->def);
 	}
 	app->def = def;
+	relay_app_json_stale(app);
 	cache_def(app);
 	relay_apps_changed(r);
 	return app;
+}
+
+void relay_app_json_stale(struct relay_app *app)
+{
+	free(app->def_json);
+	free(app->service_ports_json);
+	app->def_json = app->service_ports_json = NULL;
 }
 
 void relay_app_free(struct relay_app *app)
@@ -181,6 +189,7 @@ void relay_app_free(struct relay_app *app)
 	free(app->host_ports);
 	relay_offer_stats_free(app->offer_stats);
 	relay_task_template_free(app->task_template);
+	relay_app_json_stale(app);
 	json_decref(app->def);
 	free(app->id);
 	free(app);

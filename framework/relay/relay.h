@@ -113,6 +113,8 @@ struct relay_app {
 	bool rolling;                   /* tasks of an older config may still be alive */
 	int roll_cap;                   /* while rolling: tasks of the current config allowed */
 	struct relay_task_template *task_template;      /* TaskInfo of this version (taskinfo.c) */
+	char *def_json, *service_ports_json;    /* texts for listings, or NULL (listing.c) */
+	size_t def_json_len;
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
@@ -142,6 +144,11 @@ struct relay_task {
 	bool healthy_known, healthy;
 	struct relay_health *health;    /* per-check health results (health.c), or NULL */
 	bool ready;                     /* every readiness check passed (readiness.c) */
+	char *json;                     /* its JSON for listings, or NULL (listing.c) */
+	size_t json_len;
+	int json_state;                 /* state, goal and start the text was made with */
+	enum relay_goal json_goal;
+	double json_started_at;
 	struct relay_readiness *readiness;  /* readiness probes, or NULL */
 };
 
@@ -286,6 +293,22 @@ void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *of
 const char *relay_resource_role(const Mesos__V1__Resource *res);
 /* the agent's address for tasks launched from o, or NULL; caller frees */
 char *relay_offer_ip(const Mesos__V1__Offer *o);
+
+/* listing.c -- GET /v2/apps and /v2/tasks from the JSON texts of apps and tasks */
+/* what relay answers JSON with: compact, "cpus":0.1 rather than 0.10000000000000001 */
+#define RELAY_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+/* the task changed: its text is made again when next listed (tasks.c) */
+void relay_task_json_stale(struct relay_task *t);
+/* the app's definition was replaced, or the app goes (appset.c) */
+void relay_app_json_stale(struct relay_app *app);
+/* {"tasks":[...]} of every task selected (NULL selects all), with servicePorts */
+void relay_listing_tasks(struct relay *r, struct evbuffer *out,
+    bool (*selected)(const struct relay_task *t, const void *arg), const void *arg);
+void relay_listing_add_task(struct relay *r, struct evbuffer *out, struct relay_task *t,
+    bool service_ports);
+/* the app as relay_json_app() gives it */
+void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_app *app,
+    bool tasks, bool failure);
 
 /* taskinfo.c -- TaskInfos built on a template per app version */
 struct relay_task_template;
@@ -514,6 +537,8 @@ void relay_app_groups_release(struct relay *r);
 
 /* api.c: helpers shared with api_tasks.c */
 void relay_api_reply(struct evhttp_request *req, int code, json_t *body);
+/* the same with a body written into body (freed here) */
+void relay_api_reply_buffer(struct evhttp_request *req, int code, struct evbuffer *body);
 void relay_api_reply_error(struct evhttp_request *req, int code, json_t *err);
 void relay_api_reply_dr(struct evhttp_request *req, int code, const struct relay_deployment *d,
     const char *location);

@@ -239,10 +239,17 @@ static void recount(struct relay *r)
 	r->counts_valid = true;
 }
 
+void relay_task_json_stale(struct relay_task *t)
+{
+	free(t->json);
+	t->json = NULL;
+}
+
 void relay_task_free(struct relay_task *t)
 {
 	relay_health_free(t);
 	relay_readiness_free(t);
+	relay_task_json_stale(t);
 	free(t->id);
 	free(t->app_id);
 	free(t->instance_id);
@@ -269,6 +276,7 @@ void relay_task_kill(struct relay *r, struct relay_task *t)
 	bool first = t->goal != RELAY_GOAL_STOPPED;
 
 	count_task(r, t, -1);
+	relay_task_json_stale(t);
 	t->goal = RELAY_GOAL_STOPPED;
 	t->kill_sent_at = bt_monotonic();
 	if (first) {
@@ -278,10 +286,10 @@ void relay_task_kill(struct relay *r, struct relay_task *t)
 	send_kill(r, t->id, t->agent_id);
 }
 
+/* t, a task of app's id, counts towards its instances */
 static bool counts_for(const struct relay_task *t, const struct relay_app *app)
 {
-	return t->goal == RELAY_GOAL_RUNNING && strcmp(t->app_id, app->id) == 0 &&
-	    !relay_task_terminal_state(t->state);
+	return t->goal == RELAY_GOAL_RUNNING && !relay_task_terminal_state(t->state);
 }
 
 int relay_app_want(struct relay *r, const struct relay_app *app)
@@ -626,6 +634,7 @@ static void note_status(struct relay_task *t, const Mesos__V1__TaskStatus *st)
 {
 	const Mesos__V1__ContainerStatus *cs = st->container_status;
 
+	relay_task_json_stale(t);       /* its health results may change too */
 	if (st->agent_id != NULL && (t->agent_id == NULL || strcmp(t->agent_id, st->agent_id->value))) {
 		free(t->agent_id);
 		t->agent_id = xstrdup(st->agent_id->value);
