@@ -165,7 +165,9 @@ struct relay_app *relay_app_set(struct relay *r, json_t *def)
 	app->def = def;
 	relay_app_json_stale(app);
 	cache_def(app);
-	relay_apps_changed(r);
+	/* only this app's count and old tasks are looked at again (tasks.c) */
+	app->recount = true;
+	app->rolling = true;
 	return app;
 }
 
@@ -195,7 +197,7 @@ void relay_app_free(struct relay_app *app)
 	free(app);
 }
 
-/* app counts and old-config checks are redone at the next look at the tasks */
+/* every app's count and the tasks of apps gone are looked at again at the next converge */
 void relay_apps_changed(struct relay *r)
 {
 	r->counts_valid = false;

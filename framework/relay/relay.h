@@ -104,6 +104,7 @@ struct relay_app {
 	size_t nrelaunch;
 	double since;                   /* when the app started waiting for instances */
 	int active;                     /* counting tasks of the current config (tasks.c cache) */
+	bool recount;                   /* its definition changed: `active` is counted again */
 	struct relay_offer_stats *offer_stats;  /* why offers went unused (container.c), or NULL */
 	/* the image's architecture an agent reported, for one config (placement.c), or NULL */
 	char *image_arch;
@@ -275,7 +276,7 @@ void relay_reconcile(struct relay *r);
 /* a new subscription: every task must be confirmed by the master again */
 void relay_tasks_subscribed(struct relay *r);
 /* how many more instances the app needs now (ignores backoff) */
-int relay_app_want(struct relay *r, const struct relay_app *app);
+int relay_app_want(struct relay *r, struct relay_app *app);
 /* kill surplus and outdated tasks, revive or suppress offers */
 void relay_converge(struct relay *r);
 /* refuse_seconds for an offer nothing fitted into: short while an app waits */
@@ -397,7 +398,7 @@ bool relay_app_config_changed(const json_t *a, const json_t *b);
 char *relay_app_safe_id(const char *id);
 
 /* appset.c -- the apps in memory, service ports */
-/* an app was created, changed or removed: recount, look for outdated tasks */
+/* apps were removed: recount every app, kill tasks that belong to no app */
 void relay_apps_changed(struct relay *r);
 /* assign service ports to port definitions with port 0; -1 with *cause */
 int relay_app_assign_ports(struct relay *r, json_t *def, const json_t *old, char **cause);

@@ -223,19 +223,25 @@ void relay_task_remove(struct relay *r, struct relay_task *t)
 	r->ntasks--;
 }
 
+static void recount_app(struct relay *r, struct relay_app *app)
+{
+	struct relay_task *t;
+
+	app->active = 0;
+	RELAY_APP_TASKS_FOREACH(t, r, app->id)
+		if (counts_for(t, app) && t->config_version != NULL &&
+		    strcmp(t->config_version, app->config_version) == 0)
+			app->active++;
+	app->recount = false;
+}
+
 /* recount every app's counting tasks: one pass over each app's tasks */
 static void recount(struct relay *r)
 {
 	struct relay_app *app;
-	struct relay_task *t;
 
-	TAILQ_FOREACH(app, &r->apps, entry) {
-		app->active = 0;
-		RELAY_APP_TASKS_FOREACH(t, r, app->id)
-			if (counts_for(t, app) && t->config_version != NULL &&
-			    strcmp(t->config_version, app->config_version) == 0)
-				app->active++;
-	}
+	TAILQ_FOREACH(app, &r->apps, entry)
+		recount_app(r, app);
 	r->counts_valid = true;
 }
 
@@ -292,12 +298,14 @@ static bool counts_for(const struct relay_task *t, const struct relay_app *app)
 	return t->goal == RELAY_GOAL_RUNNING && !relay_task_terminal_state(t->state);
 }
 
-int relay_app_want(struct relay *r, const struct relay_app *app)
+int relay_app_want(struct relay *r, struct relay_app *app)
 {
 	int want, room;
 
 	if (!r->counts_valid)
 		recount(r);
+	else if (app->recount)
+		recount_app(r, app);
 	if (app->held)
 		return 0;
 	want = app->instances - app->active;
