@@ -15,7 +15,8 @@
  * (app JSON), appset.c (the apps in memory, service ports), state.c
  * (SQLite), api.c, api_tasks.c and api_json.c (REST), deploy.c
  * (deployments: plans, locks, rollback), readiness.c (readiness checks),
- * groups.c (/v2/groups), events.c (the /v2/events bus).
+ * groups.c (/v2/groups), group_view.c (group JSON), history.c (group
+ * versions), events.c (the /v2/events bus).
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -489,11 +490,37 @@ json_t *relay_api_updated_def(struct relay *r, struct evhttp_request *req, const
 /* groups.c -- /v2/groups */
 void relay_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg);
+/* "/a/b" -> "/a", "/a" -> "/"; caller frees */
+char *relay_path_parent(const char *id);
+/* id is inside group, or is it */
+bool relay_path_under(const char *id, const char *group);
+/* the stored group records: group id -> {"id", "dependencies", "version"} (borrowed) */
+json_t *relay_group_records(struct relay *r);
+bool relay_group_exists(struct relay *r, const char *id);
+
+/* group_view.c -- GET /v2/groups[/{id}[/versions[/{version}]]] with Marathon's embeds */
+void relay_groups_get(struct relay *r, struct evhttp_request *req, const char *gid,
+    const char *version, bool versions, const struct evkeyvalq *q);
+
+/* history.c -- group versions (see there) */
+/* the change of version `at` left the app at `version` (NULL: removed it) */
+void relay_history_app(struct relay *r, const char *at, const char *app_id, const char *version);
+/* the change of version `at` left the group's record at `record` (NULL: removed it) */
+void relay_history_group(struct relay *r, const char *at, const char *gid, const json_t *record);
+/* the versions of group gid, newest first (new array) */
+json_t *relay_history_versions(struct relay *r, const char *gid);
+/*
+ * group gid at `version`: {"apps": {id: definition}, "records": {group id:
+ * record}} (new), or NULL when gid has no such version
+ */
+json_t *relay_history_group_at(struct relay *r, const char *gid, const char *version);
 /* the dependencies the groups around an app give it (new array) */
 json_t *relay_group_dependencies(struct relay *r, const char *app_id);
 void relay_app_groups_release(struct relay *r);
 
 /* api.c: helpers shared with api_tasks.c */
+/* the RELAY_EMBED_* bits of the query's embed parameters; group: only group.apps.<name> */
+unsigned relay_api_embeds(const struct evkeyvalq *q, bool group);
 void relay_api_reply(struct evhttp_request *req, int code, json_t *body);
 void relay_api_reply_error(struct evhttp_request *req, int code, json_t *err);
 void relay_api_reply_dr(struct evhttp_request *req, int code, const struct relay_deployment *d,
@@ -530,7 +557,16 @@ void relay_api_fallback_cb(struct evhttp_request *req, const char *path, const s
 
 /* api_json.c -- JSON shapes of apps, tasks, deployments, info */
 json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool service_ports);
-json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure);
+/* what an AppInfo embeds (Marathon's embed=apps.<name>) */
+enum {
+	RELAY_EMBED_COUNTS = 1 << 0,            /* tasksStaged, ... tasksUnhealthy */
+	RELAY_EMBED_DEPLOYMENTS = 1 << 1,
+	RELAY_EMBED_TASKS = 1 << 2,             /* implies deployments */
+	RELAY_EMBED_FAILURE = 1 << 3,           /* lastTaskFailure */
+	RELAY_EMBED_STATS = 1 << 4,             /* taskStats */
+	RELAY_EMBED_READINESS = 1 << 5,         /* readinessCheckResults */
+};
+json_t *relay_json_app(struct relay *r, const struct relay_app *app, unsigned embed);
 json_t *relay_json_info(struct relay *r);
 json_t *relay_json_queue(struct relay *r);
 json_t *relay_json_metrics(struct relay *r);
