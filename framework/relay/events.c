@@ -692,6 +692,12 @@ static void status_update(struct relay *r, const struct relay_task *t, int state
 	publish(r->events, ET_STATUS_UPDATE, ev);
 }
 
+void relay_event_instance_changed(struct relay *r, const struct relay_task *t, const char *cond)
+{
+	if (wants(r, BIT(ET_INSTANCE_CHANGED)))
+		instance_changed(r, t, cond, t->agent_id);
+}
+
 void relay_event_task_launched(struct relay *r, const struct relay_task *t)
 {
 	if (!wants(r, BIT(ET_STATUS_UPDATE) | BIT(ET_INSTANCE_CHANGED)))

@@ -8,7 +8,8 @@
  * after every subscription, and serves the Marathon v2 REST API.
  *
  * Reading order: main.c (flags, loop), scheduler.c (the master
- * connection), tasks.c (the keep-N loop), offers.c (offer matching and
+ * connection), tasks.c (the keep-N loop), unreachable.c (unreachable
+ * tasks), offers.c (offer matching and
  * TaskInfo building), container.c (container block, ports, offer
  * statistics), placement.c (constraints), health.c (health checks:
  * results, unhealthy kills), apps.c
@@ -143,6 +144,8 @@ struct relay_task {
 	struct relay_health *health;    /* per-check health results (health.c), or NULL */
 	bool ready;                     /* every readiness check passed (readiness.c) */
 	struct relay_readiness *readiness;  /* readiness probes, or NULL */
+	double unreachable_since;       /* wall clock it became unreachable; 0: reachable */
+	bool inactive;                  /* unreachable past inactiveAfterSeconds: counts no more */
 };
 
 enum relay_action { RELAY_START, RELAY_SCALE, RELAY_RESTART, RELAY_STOP };
@@ -214,6 +217,7 @@ struct relay {
 	struct relay_tasks tasks;
 	struct relay_task **task_hash;  /* tasks by id */
 	size_t task_hash_size, ntasks;
+	size_t nunreachable;            /* tasks with unreachable_since set (unreachable.c) */
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
@@ -279,6 +283,11 @@ void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged,
 void relay_app_reset_delay(struct relay_app *app);
 bool relay_task_terminal_state(int state);
 const char *relay_task_state_name(int state);
+
+/* unreachable.c -- unreachableStrategy: unreachable tasks, inactive, expunged */
+/* a status update of a non-terminal task, after t took its state */
+void relay_unreachable_note(struct relay *r, struct relay_task *t, const Mesos__V1__TaskStatus *st);
+void relay_unreachable_tick(struct relay *r);
 
 /* offers.c -- offer matching and TaskInfo building */
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
@@ -413,6 +422,8 @@ void relay_event_task_launched(struct relay *r, const struct relay_task *t);
  */
 void relay_event_status_update(struct relay *r, const struct relay_task *t,
     const Mesos__V1__TaskStatus *st);
+/* instance_changed_event with a condition of relay's own ("UnreachableInactive") */
+void relay_event_instance_changed(struct relay *r, const struct relay_task *t, const char *cond);
 /* health_status_changed_event */
 void relay_event_health_changed(struct relay *r, const struct relay_task *t, bool alive);
 /* failed_health_check_event; check: the app's health check JSON (NULL: its first one) */

@@ -202,6 +202,8 @@ void relay_state_save_task(struct relay *r, const struct relay_task *t)
 	for (i = 0; i < t->nports; i++)
 		json_array_append_new(ports, json_integer((json_int_t)t->ports[i]));
 	json_object_set_new(j, "ports", ports);
+	if (t->unreachable_since > 0)
+		json_object_set_new(j, "unreachableSince", json_real(t->unreachable_since));
 	put_json(r, "tasks", t->id, j);
 	json_decref(j);
 }
@@ -317,6 +319,7 @@ static int load_task_cb(const char *key, const char *value, size_t len, void *ar
 	t->version = dup_member(j, "version");
 	t->config_version = dup_member(j, "configVersion");
 	t->goal = (enum relay_goal)bt_json_number(j, "goal", RELAY_GOAL_RUNNING);
+	t->unreachable_since = bt_json_number(j, "unreachableSince", 0);
 	t->last_update = bt_monotonic();
 	ports = json_object_get(j, "ports");
 	t->nports = json_array_size(ports);
