@@ -12,6 +12,7 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,9 +233,10 @@ json_t *relay_json_queue(struct relay *r)
 		double left = app->launch_not_before > now ? app->launch_not_before - now : 0;
 		if (want <= 0)
 			continue;
-		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:f, s:b}, s:o, s:o}",
+		/* whole seconds, as Marathon's; rounded up so that 0 means overdue */
+		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:I, s:b}, s:o, s:o}",
 		    "app", relay_json_app(r, app, RELAY_EMBED_COUNTS | RELAY_EMBED_DEPLOYMENTS), "count", want,
-		    "delay", "timeLeftSeconds", left, "overdue", left == 0,
+		    "delay", "timeLeftSeconds", (json_int_t)ceil(left), "overdue", left == 0,
 		    "since", iso(app->since),
 		    "processedOffersSummary", relay_offer_stats_json(app)));
 	}

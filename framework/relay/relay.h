@@ -17,7 +17,7 @@
  * (SQLite), api.c, api_tasks.c and api_json.c (REST), deploy.c
  * (deployments: plans, locks, rollback), readiness.c (readiness checks),
  * groups.c (/v2/groups), group_view.c (group JSON), history.c (group
- * versions), events.c (the /v2/events bus).
+ * versions), events.c and events_emit.c (the /v2/events bus).
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -403,7 +403,7 @@ void relay_state_begin(struct relay *r);
 void relay_state_commit(struct relay *r);
 
 /*
- * events.c -- the event bus, GET /v2/events (server-sent events). Every
+ * events.c, events_emit.c -- the event bus, GET /v2/events (server-sent events). Every
  * relay_event_*() returns at once, building nothing, when no subscriber
  * wants that event type.
  */

@@ -530,6 +530,8 @@ def test_scale_replace_and_delete(cluster, engine):
     start_docker(cluster, engine, resources=HIGH_RANGE)
     create(cluster, mysql_app("scaled"))
     first = wait_running(cluster, "/scaled")[0]["id"]
+    wait_for(lambda: api(cluster, "GET", "/v2/deployments").json() == [],
+             what="the create to finish")     # else the scale is 409: the app is locked
     r = api(cluster, "PUT", "/v2/apps/scaled", {"instances": 3})
     assert r.status_code == 200, r.text
     ts = wait_running(cluster, "/scaled", 3)

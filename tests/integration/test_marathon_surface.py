@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import ok, relay_api, start_relay_cluster, task_env, wait_for
+from harness import http, ok, relay_api, start_relay_cluster, task_env, wait_for
 
 AGENT = "cpus:8;mem:4096;disk:1024;ports(*):[33300-33399]"
 
@@ -72,6 +72,25 @@ def test_task_environment(cluster):
     assert env["PORT0"] == str(t["ports"][0]) == env["PORT"] == env["PORTS"]
     assert env["PORT_HTTP"] == env["PORT0"]
     assert env["OWN"] == "value" and env["HOST_NOTE"] == "mine"
+
+
+def test_tasks_listing_filters_and_formats(cluster):
+    start(cluster)
+    ok(api(cluster, "POST", "/v2/apps", {"id": "/ls", "cmd": "sleep 600", "cpus": 0.1,
+                                         "mem": 16, "instances": 1, "portDefinitions": []}),
+       201)
+    ok(api(cluster, "POST", "/v2/apps", {"id": "/never", "cmd": "sleep 600", "cpus": 64,
+                                         "portDefinitions": []}), 201)
+    t = running(cluster, "/ls", 1)[0]
+    for q in ("?status=running", "?status=RUNNING", "?status[]=running&status[]=staging"):
+        assert [x["id"] for x in ok(api(cluster, "GET", "/v2/tasks" + q))["tasks"]] == [t["id"]]
+    assert ok(api(cluster, "GET", "/v2/tasks?status=staging"))["tasks"] == []
+    assert ok(api(cluster, "GET", "/v2/tasks"))["tasks"][0]["servicePorts"] == []
+    # the text/plain listing is gone from Marathon 1.10 unless asked for
+    r = http("GET", cluster.relay_url + "/v2/tasks", headers={"Accept": "text/plain"})
+    assert r.status_code == 406 and r.json()["message"]
+    r = http("GET", cluster.relay_url + "/v2/tasks", headers={"Accept": "*/*"})
+    assert r.status_code == 200 and r.json()["tasks"]
 
 
 def test_label_selectors(cluster):
@@ -138,6 +157,8 @@ def test_app_embeds(cluster):
         s = get_app(cluster, "/emb", "?embed=apps.taskStats")["taskStats"]
         return s.get("withOutdatedConfig")
     wait_for(outdated, timeout=30, what="tasks of the outdated config in taskStats")
+    running(cluster, "/emb", 2)
+    settled(cluster)
 
     marathon = pytest.importorskip("marathon")
     c = marathon.MarathonClient(cluster.relay_url)
@@ -214,7 +235,8 @@ def test_queue_delay_and_its_reset(cluster):
                  i["delay"]["timeLeftSeconds"] > 0]
         return items[0] if items else None
     item = wait_for(delayed, timeout=30, what="/crash to wait out its launch delay")
-    assert 50 < item["delay"]["timeLeftSeconds"] <= 60 and item["delay"]["overdue"] is False
+    left = item["delay"]["timeLeftSeconds"]
+    assert isinstance(left, int) and 50 < left <= 60 and item["delay"]["overdue"] is False
     assert item["count"] == 1
     failure = get_app(cluster, "/crash")["lastTaskFailure"]
     assert failure["state"] == "TASK_FAILED"
