@@ -109,14 +109,43 @@ char *relay_api_now(void)
 	return xstrdup(buf);
 }
 
-static bool embed_has(const struct evkeyvalq *q, const char *what)
+/* Marathon's embed names; `tasks` implies deployments, `failures` is the old name of three */
+static unsigned embed_bits(const char *name)
 {
-	const struct evkeyval *kv;
+	static const struct { const char *name; unsigned bits; } names[] = {
+		{ "counts", RELAY_EMBED_COUNTS }, { "deployments", RELAY_EMBED_DEPLOYMENTS },
+		{ "tasks", RELAY_EMBED_TASKS | RELAY_EMBED_DEPLOYMENTS },
+		{ "lastTaskFailure", RELAY_EMBED_FAILURE }, { "taskStats", RELAY_EMBED_STATS },
+		{ "readiness", RELAY_EMBED_READINESS },
+		{ "failures", RELAY_EMBED_TASKS | RELAY_EMBED_FAILURE | RELAY_EMBED_DEPLOYMENTS },
+	};
+	size_t i;
 
-	TAILQ_FOREACH(kv, q, next)
-		if (strcmp(kv->key, "embed") == 0 && strstr(kv->value, what) != NULL)
-			return true;
-	return false;
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(names[i].name, name) == 0)
+			return names[i].bits;
+	return 0;
+}
+
+unsigned relay_api_embeds(const struct evkeyvalq *q, bool group)
+{
+	static const char *const prefixes[] = { "group.apps.", "apps.", "app.", NULL };
+	const struct evkeyval *kv;
+	unsigned bits = 0;
+	const char *v;
+	int i;
+
+	TAILQ_FOREACH(kv, q, next) {
+		if (strcmp(kv->key, "embed") != 0 && strcmp(kv->key, "embed[]") != 0)
+			continue;
+		v = kv->value;
+		for (i = 0; prefixes[i] != NULL && !bt_str_has_prefix(v, prefixes[i]); i++)
+			;
+		if (group && i != 0)
+			continue;
+		bits |= embed_bits(prefixes[i] != NULL ? v + strlen(prefixes[i]) : v);
+	}
+	return bits;
 }
 
 /* ---- app changes ---- */
@@ -192,9 +221,12 @@ struct relay_deployment *relay_api_apply(struct relay *r, struct evhttp_request 
 	for (i = 0; i < n; i++) {
 		if (ch[i].def == NULL) {
 			remove_app(r, ch[i].id);
+			relay_history_app(r, version, ch[i].id, NULL);
 			continue;
 		}
 		apps[i] = set_app(r, &ch[i], version, &config[i]);
+		if (strcmp(apps[i]->version, version) != 0)     /* back at an older version */
+			relay_history_app(r, version, ch[i].id, apps[i]->version);
 		log_info("app '%s' %s (%d instances)", apps[i]->id, ch[i].restart ? "restarted" :
 		    config[i] ? "has a new config" : "scaled", apps[i]->instances);
 		if (req != NULL && !ch[i].restart)
@@ -257,7 +289,8 @@ static void create_app(struct relay *r, struct evhttp_request *req, const struct
 	location = xasprintf("/v2/apps%s", app->id);
 	bt_http_add_header(req, "Location", location);
 	bt_http_add_header(req, "Marathon-Deployment-Id", d->id);
-	relay_api_reply(req, 201, relay_json_app(r, app, false, false));
+	relay_api_reply(req, 201, relay_json_app(r, app, RELAY_EMBED_COUNTS |
+	    RELAY_EMBED_DEPLOYMENTS));
 	free(location);
 }
 
@@ -430,26 +463,125 @@ static void restart_app(struct relay *r, struct evhttp_request *req, const char 
 
 /* ---- reading apps ---- */
 
-static bool label_match(const json_t *labels, const char *sel)
-{
-	char *copy = xstrdup(sel), *tok, *save = NULL, *op;
-	bool ok = true;
+/*
+ * Label selectors (?label=): comma-separated, all must hold: `key`,
+ * `key==value`, `key!=value`, `key in (a, b)`, `key notin (a, b)`. Terms
+ * are [-A-Za-z0-9_.] and backslash-escaped characters; blanks between
+ * tokens are skipped.
+ */
+struct selector_parser {
+	const char *p;
+	const json_t *labels;
+};
 
-	for (tok = strtok_r(copy, ",", &save); tok != NULL && ok; tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if ((op = strstr(tok, "==")) != NULL) {
-			*op = '\0';
-			ok = bt_json_string(labels, tok) && strcmp(bt_json_string(labels, tok), op + 2) == 0;
-		} else if ((op = strstr(tok, "!=")) != NULL) {
-			*op = '\0';
-			ok = !bt_json_string(labels, tok) || strcmp(bt_json_string(labels, tok), op + 2) != 0;
+static void skip_blanks(struct selector_parser *sp)
+{
+	while (*sp->p == ' ' || *sp->p == '\t')
+		sp->p++;
+}
+
+static bool term_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '_' || c == '.';
+}
+
+/* the next term, unescaped (caller frees), or NULL */
+static char *term(struct selector_parser *sp)
+{
+	char *out = xmalloc(strlen(sp->p) + 1);
+	size_t n = 0;
+
+	skip_blanks(sp);
+	while (*sp->p != '\0') {
+		if (sp->p[0] == '\\' && sp->p[1] != '\0') {
+			out[n++] = sp->p[1];
+			sp->p += 2;
+		} else if (term_char(*sp->p)) {
+			out[n++] = *sp->p++;
 		} else {
-			ok = json_object_get(labels, tok) != NULL;
+			break;
 		}
 	}
-	free(copy);
-	return ok;
+	out[n] = '\0';
+	if (n == 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static bool token(struct selector_parser *sp, const char *tok)
+{
+	skip_blanks(sp);
+	if (strncmp(sp->p, tok, strlen(tok)) != 0)
+		return false;
+	sp->p += strlen(tok);
+	return true;
+}
+
+/* "(a, b)" holds value; -1 when malformed */
+static int in_set(struct selector_parser *sp, const char *value)
+{
+	bool found = false;
+	char *t;
+
+	if (!token(sp, "("))
+		return -1;
+	if (token(sp, ")"))
+		return 0;
+	do {
+		if ((t = term(sp)) == NULL)
+			return -1;
+		found |= value != NULL && strcmp(t, value) == 0;
+		free(t);
+	} while (token(sp, ","));
+	return token(sp, ")") ? found : -1;
+}
+
+/* one selector: 1 holds, 0 does not, -1 malformed */
+static int selector(struct selector_parser *sp)
+{
+	char *key = term(sp), *val;
+	const char *value;
+	int rc = -1;
+
+	if (key == NULL)
+		return -1;
+	value = bt_json_string(sp->labels, key);
+	skip_blanks(sp);
+	if (token(sp, "==") || token(sp, "!=")) {
+		bool eq = sp->p[-2] == '=';
+		if ((val = term(sp)) != NULL)
+			rc = (value != NULL && strcmp(value, val) == 0) == eq;
+		free(val);
+	} else if (strncmp(sp->p, "notin", 5) == 0 && !term_char(sp->p[5])) {
+		sp->p += 5;
+		rc = in_set(sp, value);
+		rc = rc < 0 ? -1 : !rc;
+	} else if (strncmp(sp->p, "in", 2) == 0 && !term_char(sp->p[2])) {
+		sp->p += 2;
+		rc = in_set(sp, value);
+	} else {
+		rc = json_object_get(sp->labels, key) != NULL;
+	}
+	free(key);
+	return rc;
+}
+
+/* 1 when labels match every selector of sel, 0 when not, -1 when sel is malformed */
+static int labels_match(const json_t *labels, const char *sel)
+{
+	struct selector_parser sp = { sel, labels };
+	int all = 1, one;
+
+	do {
+		if ((one = selector(&sp)) < 0)
+			return -1;
+		all &= one;
+	} while (token(&sp, ","));
+	skip_blanks(&sp);
+	return *sp.p == '\0' ? all : -1;
 }
 
 static bool app_selected(const struct relay_app *app, const struct evkeyvalq *q)
@@ -462,7 +594,7 @@ static bool app_selected(const struct relay_app *app, const struct evkeyvalq *q)
 	if (cmd != NULL && ((acmd = bt_json_string(app->def, "cmd")) == NULL ||
 	    strcasestr(acmd, cmd) == NULL))
 		return false;
-	if (label != NULL && !label_match(json_object_get(app->def, "labels"), label))
+	if (label != NULL && labels_match(json_object_get(app->def, "labels"), label) != 1)
 		return false;
 	return true;
 }
@@ -470,12 +602,19 @@ static bool app_selected(const struct relay_app *app, const struct evkeyvalq *q)
 static void list_apps(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q,
     const char *prefix, const char *key)
 {
-	struct evbuffer *out = evbuffer_new();
+	struct evbuffer *out;
 	struct relay_app *app;
-	bool tasks = embed_has(q, "tasks") || embed_has(q, "failures");
-	bool failure = embed_has(q, "astTaskFailure") || embed_has(q, "failures");
+	const char *label = bt_http_query(q, "label");
+	/* counts and deployments always; the apps of a group (an id ending in '*') as one app */
+	unsigned embed = relay_api_embeds(q, false) | RELAY_EMBED_COUNTS | RELAY_EMBED_DEPLOYMENTS |
+	    (prefix != NULL ? RELAY_EMBED_TASKS | RELAY_EMBED_FAILURE : 0);
 	bool first = true;
 
+	if (label != NULL && labels_match(NULL, label) < 0) {
+		bt_http_error(req, 422, "Can not parse label selector %s", label);
+		return;
+	}
+	out = evbuffer_new();
 	evbuffer_add_printf(out, "{\"%s\":[", key);
 	TAILQ_FOREACH(app, &r->apps, entry) {
 		if (!app_selected(app, q))
@@ -485,12 +624,11 @@ static void list_apps(struct relay *r, struct evhttp_request *req, const struct 
 		if (!first)
 			evbuffer_add(out, ",", 1);
 		first = false;
-		relay_listing_add_app(r, out, app, tasks || prefix != NULL, failure || prefix != NULL);
+		relay_listing_add_app(r, out, app, embed);
 	}
 	evbuffer_add(out, "]}", 2);
 	relay_api_reply_buffer(req, 200, out);
 }
-
 
 static void app_versions(struct relay *r, struct evhttp_request *req, const char *id,
     const char *version)
@@ -578,7 +716,9 @@ static void one_app(struct relay *r, struct evhttp_request *req, const char *raw
 		if (app == NULL)
 			relay_api_not_found(req, id);
 		else
-			relay_api_reply(req, 200, json_pack("{s:o}", "app", relay_json_app(r, app, true, true)));
+			relay_api_reply(req, 200, json_pack("{s:o}", "app", relay_json_app(r, app,
+			    relay_api_embeds(q, false) | RELAY_EMBED_COUNTS | RELAY_EMBED_DEPLOYMENTS |
+			    RELAY_EMBED_TASKS | RELAY_EMBED_FAILURE)));
 	} else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
 		update_app(r, req, id, q);
 	} else if (strcmp(method, "DELETE") == 0) {

@@ -12,6 +12,7 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,31 +54,132 @@ json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool with_s
 	return j;
 }
 
-json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure)
+/* taskStats: counts and life time of the tasks in one category, or NULL without tasks */
+struct stats {
+	int staged, running, healthy, unhealthy;
+	double *life;                   /* seconds since started, of running tasks */
+	size_t n, nlife;
+};
+
+static void stats_add(struct stats *s, const struct relay_task *t, bool checks, double now)
+{
+	s->n++;
+	if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING) {
+		s->running++;
+		if (t->started_at > 0)
+			s->life[s->nlife++] = now - t->started_at;
+	} else if (t->state == MESOS__V1__TASK_STATE__TASK_STAGING ||
+	    t->state == MESOS__V1__TASK_STATE__TASK_STARTING) {
+		s->staged++;
+	}
+	if (checks && t->healthy_known)
+		(*(t->healthy ? &s->healthy : &s->unhealthy))++;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void stats_put(json_t *out, const char *key, struct stats *s)
+{
+	json_t *st;
+	double sum = 0, median;
+	size_t i;
+
+	if (s->n > 0) {
+		st = json_pack("{s:{s:i, s:i, s:i, s:i}}", "counts", "staged", s->staged,
+		    "running", s->running, "healthy", s->healthy, "unhealthy", s->unhealthy);
+		if (s->nlife > 0) {
+			qsort(s->life, s->nlife, sizeof *s->life, dbl_cmp);
+			for (i = 0; i < s->nlife; i++)
+				sum += s->life[i];
+			median = s->nlife % 2 ? s->life[s->nlife / 2] :
+			    (s->life[s->nlife / 2 - 1] + s->life[s->nlife / 2]) / 2;
+			json_object_set_new(st, "lifeTime", json_pack("{s:f, s:f}", "averageSeconds",
+			    sum / (double)s->nlife, "medianSeconds", median));
+		}
+		json_object_set_new(out, key, json_pack("{s:o}", "stats", st));
+	}
+	free(s->life);
+}
+
+/*
+ * Marathon's taskStats: the app's live tasks as a whole, those started
+ * since the last scaling, those of the current config and those of an
+ * older one; a category without tasks is left out.
+ */
+static json_t *task_stats(struct relay *r, const struct relay_app *app)
+{
+	struct relay_group *g = relay_group_find(r, app->id);
+	size_t cap = g != NULL ? g->n + 1 : 1;
+	struct stats total = { 0 }, scaled = { 0 }, latest = { 0 }, outdated = { 0 }, *s;
+	const char *scaling = bt_json_string(json_object_get(app->def, "versionInfo"),
+	    "lastScalingAt");
+	bool checks = json_array_size(json_object_get(app->def, "healthChecks")) > 0;
+	double now = bt_now(), since = 0;
+	const struct relay_task *t;
+	json_t *out = json_object();
+
+	if (scaling != NULL && bt_time_parse_iso8601(scaling, &since) != 0)
+		since = 0;
+	total.life = xcalloc(cap, sizeof *total.life);
+	scaled.life = xcalloc(cap, sizeof *scaled.life);
+	latest.life = xcalloc(cap, sizeof *latest.life);
+	outdated.life = xcalloc(cap, sizeof *outdated.life);
+	RELAY_APP_TASKS_FOREACH(t, r, app->id) {
+		if (relay_task_terminal_state(t->state))
+			continue;
+		stats_add(&total, t, checks, now);
+		if (t->staged_at >= since)
+			stats_add(&scaled, t, checks, now);
+		s = t->config_version != NULL && strcmp(t->config_version, app->config_version) == 0 ?
+		    &latest : &outdated;
+		stats_add(s, t, checks, now);
+	}
+	stats_put(out, "startedAfterLastScaling", &scaled);
+	stats_put(out, "withLatestConfig", &latest);
+	stats_put(out, "withOutdatedConfig", &outdated);
+	stats_put(out, "totalSummary", &total);
+	return out;
+}
+
+json_t *relay_json_app(struct relay *r, const struct relay_app *app, unsigned embed)
 {
 	/* a shallow copy: only top-level members are added, def stays as it is */
-	json_t *j = json_copy(app->def), *deps = json_array(), *list;
+	json_t *j = json_copy(app->def), *deps, *list;
 	struct relay_deployment *d;
 	struct relay_task *t;
 	int staged, running, healthy, unhealthy;
 
-	relay_app_counts(r, app, &staged, &running, &healthy, &unhealthy);
-	json_object_set_new(j, "tasksStaged", json_integer(staged));
-	json_object_set_new(j, "tasksRunning", json_integer(running));
-	json_object_set_new(j, "tasksHealthy", json_integer(healthy));
-	json_object_set_new(j, "tasksUnhealthy", json_integer(unhealthy));
-	TAILQ_FOREACH(d, &r->deployments, entry)
-		if (relay_deployment_affects(d, app->id))
-			json_array_append_new(deps, json_pack("{s:s}", "id", d->id));
-	json_object_set_new(j, "deployments", deps);
-	if (tasks) {
+	if (embed & RELAY_EMBED_COUNTS) {
+		relay_app_counts(r, app, &staged, &running, &healthy, &unhealthy);
+		json_object_set_new(j, "tasksStaged", json_integer(staged));
+		json_object_set_new(j, "tasksRunning", json_integer(running));
+		json_object_set_new(j, "tasksHealthy", json_integer(healthy));
+		json_object_set_new(j, "tasksUnhealthy", json_integer(unhealthy));
+	}
+	if (embed & (RELAY_EMBED_DEPLOYMENTS | RELAY_EMBED_TASKS)) {
+		deps = json_array();
+		TAILQ_FOREACH(d, &r->deployments, entry)
+			if (relay_deployment_affects(d, app->id))
+				json_array_append_new(deps, json_pack("{s:s}", "id", d->id));
+		json_object_set_new(j, "deployments", deps);
+	}
+	if (embed & RELAY_EMBED_TASKS) {
 		list = json_array();
 		RELAY_APP_TASKS_FOREACH(t, r, app->id)
 			json_array_append_new(list, relay_json_task(r, t, true));
 		json_object_set_new(j, "tasks", list);
 	}
-	if (failure && app->last_failure != NULL)
+	if ((embed & RELAY_EMBED_FAILURE) && app->last_failure != NULL)
 		json_object_set(j, "lastTaskFailure", app->last_failure);
+	if (embed & RELAY_EMBED_STATS)
+		json_object_set_new(j, "taskStats", task_stats(r, app));
+	if (embed & RELAY_EMBED_READINESS)
+		json_object_set_new(j, "readinessCheckResults", relay_readiness_results(r, app));
 	return j;
 }
 
@@ -131,9 +233,10 @@ json_t *relay_json_queue(struct relay *r)
 		double left = app->launch_not_before > now ? app->launch_not_before - now : 0;
 		if (want <= 0)
 			continue;
-		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:f, s:b}, s:o, s:o}",
-		    "app", relay_json_app(r, app, false, false), "count", want,
-		    "delay", "timeLeftSeconds", left, "overdue", left == 0,
+		/* whole seconds, as Marathon's; rounded up so that 0 means overdue */
+		json_array_append_new(queue, json_pack("{s:o, s:i, s:{s:I, s:b}, s:o, s:o}",
+		    "app", relay_json_app(r, app, RELAY_EMBED_COUNTS | RELAY_EMBED_DEPLOYMENTS), "count", want,
+		    "delay", "timeLeftSeconds", (json_int_t)ceil(left), "overdue", left == 0,
 		    "since", iso(app->since),
 		    "processedOffersSummary", relay_offer_stats_json(app)));
 	}

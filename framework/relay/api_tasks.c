@@ -239,7 +239,7 @@ void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const stru
     void *arg)
 {
 	struct relay *r = arg;
-	const char *method = bt_http_method(req);
+	const char *method = bt_http_method(req), *accept = bt_http_header(req, "Accept");
 	struct evbuffer *out;
 
 	if (strcmp(path, "/v2/tasks/delete") == 0 && strcmp(method, "POST") == 0) {
@@ -252,6 +252,12 @@ void relay_api_tasks_cb(struct evhttp_request *req, const char *path, const stru
 	}
 	if (strcmp(method, "GET") != 0) {
 		relay_api_not_allowed(req);
+		return;
+	}
+	/* Marathon 1.10 serves the old text/plain listing only behind a deprecated feature */
+	if (accept != NULL && strstr(accept, "text/plain") != NULL &&
+	    strstr(accept, "json") == NULL && strstr(accept, "*/*") == NULL) {
+		bt_http_error(req, 406, "HTTP 406 Not Acceptable");
 		return;
 	}
 	out = evbuffer_new();

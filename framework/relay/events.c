@@ -19,14 +19,8 @@
  * plans (the root group before and after, as the python marathon client
  * needs) and with light ones ({id, steps, version}).
  *
- * Deployments: relay_event_deployment_new() is called when a change is
- * committed (deploy.c), after the apps changed: the plan's "original" is
- * the root group with the deployment's apps as they were before, its
- * "target" the root group now, and deployment_info of the current step
- * goes out at once. Each finished step emits deployment_step_success
- * and deployment_info of the next; the end emits deployment_success; a
- * deployment rolled back, cancelled or overridden by force emits
- * deployment_failed.
+ * The events themselves are built in events_emit.c (deployments with
+ * their plans, apps and tasks, health).
  *
  * Slow clients: like Marathon's --event_stream_max_outstanding_messages
  * (1024), a subscriber with MAX_OUTSTANDING events not yet handed to its
@@ -43,6 +37,7 @@
  * freed subscriber.
  */
 #include "relay.h"
+#include "events.h"
 
 #include "json.h"
 #include "log.h"
@@ -57,23 +52,6 @@
 #define SLOW_GRACE              1.0             /* seconds a full ring is tolerated */
 #define MAX_BUFFERED            (8u << 20)      /* bytes waiting for one subscriber */
 #define HEARTBEAT_INTERVAL      10.0            /* seconds, as Jetty's EventSource */
-
-enum ev_type {
-	ET_STATUS_UPDATE,
-	ET_INSTANCE_CHANGED,
-	ET_HEALTH_CHANGED,
-	ET_FAILED_HEALTH_CHECK,
-	ET_UNHEALTHY_KILL,
-	ET_API_POST,
-	ET_DEPLOYMENT_INFO,
-	ET_DEPLOYMENT_STEP_SUCCESS,
-	ET_DEPLOYMENT_SUCCESS,
-	ET_DEPLOYMENT_FAILED,
-	ET_APP_TERMINATED,
-	ET_ATTACHED,
-	ET_DETACHED,
-	ET_COUNT
-};
 
 static const char *type_names[ET_COUNT] = {
 	"status_update_event",
@@ -91,10 +69,6 @@ static const char *type_names[ET_COUNT] = {
 	"event_stream_detached",
 };
 
-#define BIT(t)          (1u << (t))
-#define DEPLOYMENT_BITS (BIT(ET_DEPLOYMENT_INFO) | BIT(ET_DEPLOYMENT_STEP_SUCCESS) | \
-	BIT(ET_DEPLOYMENT_SUCCESS) | BIT(ET_DEPLOYMENT_FAILED))
-
 struct sub {
 	TAILQ_ENTRY(sub) entry;
 	struct relay_events *bus;
@@ -110,33 +84,14 @@ struct sub {
 	double full_since;              /* monotonic time the ring filled up; 0: not full */
 };
 
-/* a deployment announced to subscribers: its plan stays the same until it ends */
-struct plan {
-	TAILQ_ENTRY(plan) entry;
-	char *id;
-	char *version;
-	json_t *steps;
-	json_t *original;               /* root group before the change */
-	json_t *target;                 /* root group after it; NULL until announced */
-	size_t current;                 /* the step in progress when it was created */
-};
-
-struct relay_events {
-	struct relay *r;
-	TAILQ_HEAD(, sub) subs;
-	TAILQ_HEAD(, plan) plans;
-	uint32_t wanted;                /* union of the live subscribers' masks */
-	struct event *reap;             /* frees dead subscribers */
-};
-
 /* ---- helpers ---- */
 
-static bool wants(struct relay *r, uint32_t bits)
+bool relay_events_wants(struct relay *r, uint32_t bits)
 {
 	return r->events != NULL && (r->events->wanted & bits) != 0;
 }
 
-static json_t *new_event(enum ev_type type)
+json_t *relay_events_new(enum ev_type type)
 {
 	char ts[32];
 
@@ -254,7 +209,7 @@ static void sub_write(struct sub *s, const char *data, size_t len, bool counted)
 	s->count++;
 }
 
-static void publish(struct relay_events *b, enum ev_type type, json_t *ev)
+void relay_events_publish(struct relay_events *b, enum ev_type type, json_t *ev)
 {
 	char *text[2] = { NULL, NULL };
 	size_t len[2] = { 0, 0 };
@@ -295,9 +250,9 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		TAILQ_REMOVE(&b->subs, s, entry);
 		if (b->wanted & BIT(ET_DETACHED)) {
-			json_t *ev = new_event(ET_DETACHED);
+			json_t *ev = relay_events_new(ET_DETACHED);
 			json_object_set_new(ev, "remoteAddress", json_string(s->peer));
-			publish(b, ET_DETACHED, ev);
+			relay_events_publish(b, ET_DETACHED, ev);
 		}
 		sub_free(s);
 	}
@@ -383,400 +338,10 @@ void relay_events_cb(struct evhttp_request *req, const char *path, const struct 
 	log_info("event stream to %s opened (%s plans)", s->peer, s->light ? "light" : "full");
 	b->wanted |= s->mask;
 	if (b->wanted & BIT(ET_ATTACHED)) {
-		ev = new_event(ET_ATTACHED);
+		ev = relay_events_new(ET_ATTACHED);
 		json_object_set_new(ev, "remoteAddress", json_string(s->peer));
-		publish(b, ET_ATTACHED, ev);
+		relay_events_publish(b, ET_ATTACHED, ev);
 	}
-}
-
-/* ---- deployments ---- */
-
-/*
- * The root group as it is now, or with the apps of `before` as they were
- * before it (NULL: as they are); version: the given one, or the newest
- * app version.
- */
-static json_t *root_group(struct relay *r, const struct relay_deployment *before,
-    const char *version)
-{
-	json_t *apps = json_array(), *orig;
-	struct relay_app *app;
-	const char *newest = "", *id, *v;
-
-	TAILQ_FOREACH(app, &r->apps, entry) {
-		if (before != NULL && relay_deployment_affects(before, app->id))
-			continue;
-		/* definitions are replaced, never changed in place: sharing them is safe */
-		json_array_append(apps, app->def);
-		if (app->version != NULL && strcmp(app->version, newest) > 0)
-			newest = app->version;
-	}
-	if (before != NULL)
-		json_object_foreach(before->originals, id, orig) {
-			if (json_is_null(orig))
-				continue;
-			json_array_append(apps, orig);
-			if ((v = bt_json_string(orig, "version")) != NULL && strcmp(v, newest) > 0)
-				newest = v;
-		}
-	if (version == NULL)
-		version = newest[0] != '\0' ? newest : "1970-01-01T00:00:00.000Z";
-	return json_pack("{s:s, s:o, s:[], s:[], s:[], s:s}", "id", "/", "apps", apps,
-	    "groups", "pods", "dependencies", "version", version);
-}
-
-static struct plan *plan_find(struct relay_events *b, const char *id)
-{
-	struct plan *p;
-
-	TAILQ_FOREACH(p, &b->plans, entry)
-		if (strcmp(p->id, id) == 0)
-			return p;
-	return NULL;
-}
-
-static void plan_free(struct plan *p)
-{
-	free(p->id);
-	free(p->version);
-	json_decref(p->steps);
-	json_decref(p->original);
-	json_decref(p->target);
-	free(p);
-}
-
-static struct plan *plan_new(struct relay *r, const struct relay_deployment *d, json_t *original)
-{
-	struct plan *p = xcalloc(1, sizeof *p);
-
-	p->id = xstrdup(d->id);
-	p->version = xstrdup(d->version);
-	p->steps = json_incref(d->steps);
-	p->original = original;
-	p->current = d->current;
-	return p;
-}
-
-static json_t *plan_json(const struct plan *p)
-{
-	return json_pack("{s:s, s:O, s:O, s:O, s:s}", "id", p->id, "original", p->original,
-	    "target", p->target ? p->target : p->original, "steps", p->steps, "version", p->version);
-}
-
-/* deployment_info or deployment_step_success for step i (0-based) */
-static void step_event(struct relay_events *b, enum ev_type type, const struct plan *p, size_t i)
-{
-	json_t *ev;
-
-	if ((b->wanted & BIT(type)) == 0)
-		return;
-	ev = new_event(type);
-	json_object_set_new(ev, "plan", plan_json(p));
-	json_object_set(ev, "currentStep", json_array_get(p->steps, i));
-	publish(b, type, ev);
-}
-
-static void announce(struct relay_events *b, struct plan *p)
-{
-	p->target = root_group(b->r, NULL, p->version);
-	step_event(b, ET_DEPLOYMENT_INFO, p, p->current);
-}
-
-/* announce every deployment created since the last call */
-static void announce_pending(struct relay_events *b)
-{
-	struct plan *p;
-
-	TAILQ_FOREACH(p, &b->plans, entry)
-		if (p->target == NULL)
-			announce(b, p);
-}
-
-void relay_event_deployment_new(struct relay *r, const struct relay_deployment *d)
-{
-	struct relay_events *b = r->events;
-	struct plan *p;
-
-	if (!wants(r, DEPLOYMENT_BITS))
-		return;
-	p = plan_new(r, d, root_group(r, d, NULL));
-	TAILQ_INSERT_TAIL(&b->plans, p, entry);
-	announce(b, p);
-}
-
-void relay_event_deployment_step(struct relay *r, const struct relay_deployment *d, size_t i)
-{
-	struct relay_events *b = r->events;
-	struct plan *p;
-
-	if (b == NULL || !wants(r, DEPLOYMENT_BITS))
-		return;
-	announce_pending(b);
-	if ((p = plan_find(b, d->id)) == NULL) {
-		/* nobody listened when it began: the plan is made up now */
-		p = plan_new(r, d, root_group(r, NULL, d->version));
-		p->target = json_incref(p->original);
-		TAILQ_INSERT_TAIL(&b->plans, p, entry);
-	}
-	step_event(b, ET_DEPLOYMENT_STEP_SUCCESS, p, i);
-	if (i + 1 < json_array_size(p->steps))
-		step_event(b, ET_DEPLOYMENT_INFO, p, i + 1);
-}
-
-/* the plan of d, announced or made up now (nobody listened when it began); caller frees */
-static struct plan *take_plan(struct relay *r, const struct relay_deployment *d)
-{
-	struct relay_events *b = r->events;
-	struct plan *p;
-
-	announce_pending(b);
-	p = plan_find(b, d->id);
-	if (p != NULL) {
-		TAILQ_REMOVE(&b->plans, p, entry);
-		return p;
-	}
-	p = plan_new(r, d, root_group(r, NULL, d->version));
-	p->target = json_incref(p->original);
-	return p;
-}
-
-/*
- * The plan of a deployment that ends, taken from the bus (the caller frees
- * it), or NULL when nobody wants deployment events (a kept plan is dropped).
- */
-static struct plan *deployment_plan(struct relay *r, const struct relay_deployment *d)
-{
-	struct plan *p;
-
-	if (r->events == NULL)
-		return NULL;
-	if (!wants(r, DEPLOYMENT_BITS)) {
-		if ((p = plan_find(r->events, d->id)) != NULL) {
-			TAILQ_REMOVE(&r->events->plans, p, entry);
-			plan_free(p);
-		}
-		return NULL;
-	}
-	return take_plan(r, d);
-}
-
-void relay_event_deployment_done(struct relay *r, const struct relay_deployment *d)
-{
-	struct plan *p;
-	json_t *ev;
-
-	if ((p = deployment_plan(r, d)) == NULL)
-		return;
-	if (wants(r, BIT(ET_DEPLOYMENT_SUCCESS))) {
-		ev = new_event(ET_DEPLOYMENT_SUCCESS);
-		json_object_set_new(ev, "id", json_string(p->id));
-		json_object_set_new(ev, "plan", plan_json(p));
-		publish(r->events, ET_DEPLOYMENT_SUCCESS, ev);
-	}
-	plan_free(p);
-}
-
-void relay_event_deployment_failed(struct relay *r, const struct relay_deployment *d,
-    const char *reason)
-{
-	struct plan *p;
-	json_t *ev;
-
-	if ((p = deployment_plan(r, d)) == NULL)
-		return;
-	if (wants(r, BIT(ET_DEPLOYMENT_FAILED))) {
-		ev = new_event(ET_DEPLOYMENT_FAILED);
-		json_object_set_new(ev, "id", json_string(p->id));
-		json_object_set_new(ev, "plan", plan_json(p));
-		if (reason != NULL)
-			json_object_set_new(ev, "reason", json_string(reason));
-		publish(r->events, ET_DEPLOYMENT_FAILED, ev);
-	}
-	plan_free(p);
-}
-
-/* ---- apps and tasks ---- */
-
-void relay_event_api_post(struct relay *r, struct evhttp_request *req, const json_t *def)
-{
-	const char *uri = evhttp_request_get_uri(req);
-	json_t *ev;
-
-	if (!wants(r, BIT(ET_API_POST)) || def == NULL)
-		return;
-	ev = new_event(ET_API_POST);
-	json_object_set_new(ev, "clientIp", json_string(bt_http_peer(req)));
-	json_object_set_new(ev, "uri", json_stringn(uri, strcspn(uri, "?")));
-	json_object_set(ev, "appDefinition", (json_t *)def);
-	publish(r->events, ET_API_POST, ev);
-}
-
-void relay_event_app_terminated(struct relay *r, const char *app_id)
-{
-	json_t *ev;
-
-	if (!wants(r, BIT(ET_APP_TERMINATED)))
-		return;
-	announce_pending(r->events);    /* the StopApplication step began first */
-	ev = new_event(ET_APP_TERMINATED);
-	json_object_set_new(ev, "appId", json_string(app_id));
-	publish(r->events, ET_APP_TERMINATED, ev);
-}
-
-/* Marathon's instance condition for a Mesos task state */
-static const char *condition(int state, int reason)
-{
-	switch (state) {
-	case MESOS__V1__TASK_STATE__TASK_STAGING: return "Staging";
-	case MESOS__V1__TASK_STATE__TASK_STARTING: return "Starting";
-	case MESOS__V1__TASK_STATE__TASK_RUNNING: return "Running";
-	case MESOS__V1__TASK_STATE__TASK_KILLING: return "Killing";
-	case MESOS__V1__TASK_STATE__TASK_FINISHED: return "Finished";
-	case MESOS__V1__TASK_STATE__TASK_FAILED: return "Failed";
-	case MESOS__V1__TASK_STATE__TASK_KILLED: return "Killed";
-	case MESOS__V1__TASK_STATE__TASK_ERROR: return "Error";
-	case MESOS__V1__TASK_STATE__TASK_DROPPED: return "Dropped";
-	case MESOS__V1__TASK_STATE__TASK_GONE:
-	case MESOS__V1__TASK_STATE__TASK_GONE_BY_OPERATOR: return "Gone";
-	case MESOS__V1__TASK_STATE__TASK_UNREACHABLE: return "Unreachable";
-	case MESOS__V1__TASK_STATE__TASK_LOST:
-		switch (reason) {
-		case MESOS__V1__TASK_STATUS__REASON__REASON_AGENT_REMOVED:
-		case MESOS__V1__TASK_STATUS__REASON__REASON_AGENT_UNKNOWN:
-		case MESOS__V1__TASK_STATUS__REASON__REASON_RECONCILIATION:
-		case MESOS__V1__TASK_STATUS__REASON__REASON_INVALID_OFFERS:
-		case MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED:
-			return "Gone";
-		default:
-			return "Unreachable";
-		}
-	default: return "Unknown";
-	}
-}
-
-static void instance_changed(struct relay *r, const struct relay_task *t, const char *cond,
-    const char *agent_id)
-{
-	json_t *ev = new_event(ET_INSTANCE_CHANGED);
-
-	json_object_set_new(ev, "instanceId", json_string(t->instance_id));
-	json_object_set_new(ev, "condition", json_string(cond));
-	json_object_set_new(ev, "runSpecId", json_string(t->app_id));
-	json_object_set_new(ev, "agentId", json_string(agent_id ? agent_id : ""));
-	json_object_set_new(ev, "host", json_string(t->host ? t->host : ""));
-	json_object_set_new(ev, "runSpecVersion", json_string(t->version ? t->version : ""));
-	publish(r->events, ET_INSTANCE_CHANGED, ev);
-}
-
-static void status_update(struct relay *r, const struct relay_task *t, int state,
-    const char *message, const char *agent_id)
-{
-	json_t *ev = new_event(ET_STATUS_UPDATE), *ports = json_array(), *ips = json_array();
-	const char *ip = t->ip ? t->ip : t->host;
-	size_t i;
-
-	for (i = 0; i < t->nports; i++)
-		json_array_append_new(ports, json_integer((json_int_t)t->ports[i]));
-	if (ip != NULL && ip[0] != '\0')
-		json_array_append_new(ips, json_pack("{s:s, s:s}", "ipAddress", ip,
-		    "protocol", strchr(ip, ':') ? "IPv6" : "IPv4"));
-	json_object_set_new(ev, "slaveId", json_string(agent_id ? agent_id : ""));
-	json_object_set_new(ev, "taskId", json_string(t->id));
-	json_object_set_new(ev, "taskStatus", json_string(relay_task_state_name(state)));
-	json_object_set_new(ev, "message", json_string(message ? message : ""));
-	json_object_set_new(ev, "appId", json_string(t->app_id));
-	json_object_set_new(ev, "host", json_string(t->host ? t->host : ""));
-	json_object_set_new(ev, "ipAddresses", ips);
-	json_object_set_new(ev, "ports", ports);
-	json_object_set_new(ev, "version", json_string(t->version ? t->version : ""));
-	publish(r->events, ET_STATUS_UPDATE, ev);
-}
-
-void relay_event_task_launched(struct relay *r, const struct relay_task *t)
-{
-	if (!wants(r, BIT(ET_STATUS_UPDATE) | BIT(ET_INSTANCE_CHANGED)))
-		return;
-	if (wants(r, BIT(ET_STATUS_UPDATE)))
-		status_update(r, t, MESOS__V1__TASK_STATE__TASK_STAGING, "", t->agent_id);
-	if (wants(r, BIT(ET_INSTANCE_CHANGED)))
-		instance_changed(r, t, "Provisioned", t->agent_id);
-}
-
-void relay_event_status_update(struct relay *r, const struct relay_task *t,
-    const Mesos__V1__TaskStatus *st)
-{
-	const char *agent, *was, *now;
-
-	if (!wants(r, BIT(ET_STATUS_UPDATE) | BIT(ET_INSTANCE_CHANGED)))
-		return;
-	agent = st->agent_id ? st->agent_id->value : t->agent_id;
-	if (wants(r, BIT(ET_STATUS_UPDATE)))
-		status_update(r, t, st->state, st->message, agent);
-	was = condition(t->state, -1);
-	now = condition(st->state, st->has_reason ? (int)st->reason : -1);
-	if (wants(r, BIT(ET_INSTANCE_CHANGED)) && strcmp(was, now) != 0)
-		instance_changed(r, t, now, agent);
-}
-
-/* ---- health ---- */
-
-/* the app's health check number i as JSON, or an empty object */
-static json_t *health_check_json(struct relay *r, const struct relay_task *t, const json_t *check)
-{
-	struct relay_app *app;
-	json_t *hc;
-
-	if (check != NULL)
-		return json_incref((json_t *)check);
-	app = relay_app_find(r, t->app_id);
-	hc = app ? json_array_get(json_object_get(app->def, "healthChecks"), 0) : NULL;
-	return hc != NULL ? json_incref(hc) : json_object();
-}
-
-void relay_event_health_changed(struct relay *r, const struct relay_task *t, bool alive)
-{
-	json_t *ev;
-
-	if (!wants(r, BIT(ET_HEALTH_CHANGED)))
-		return;
-	ev = new_event(ET_HEALTH_CHANGED);
-	json_object_set_new(ev, "appId", json_string(t->app_id));
-	json_object_set_new(ev, "instanceId", json_string(t->instance_id));
-	json_object_set_new(ev, "version", json_string(t->version ? t->version : ""));
-	json_object_set_new(ev, "alive", json_boolean(alive));
-	publish(r->events, ET_HEALTH_CHANGED, ev);
-}
-
-void relay_event_failed_health_check(struct relay *r, const struct relay_task *t,
-    const json_t *check)
-{
-	json_t *ev;
-
-	if (!wants(r, BIT(ET_FAILED_HEALTH_CHECK)))
-		return;
-	ev = new_event(ET_FAILED_HEALTH_CHECK);
-	json_object_set_new(ev, "appId", json_string(t->app_id));
-	json_object_set_new(ev, "taskId", json_string(t->id));
-	json_object_set_new(ev, "instanceId", json_string(t->instance_id));
-	json_object_set_new(ev, "healthCheck", health_check_json(r, t, check));
-	publish(r->events, ET_FAILED_HEALTH_CHECK, ev);
-}
-
-void relay_event_unhealthy_kill(struct relay *r, const struct relay_task *t, const char *reason)
-{
-	json_t *ev;
-
-	if (!wants(r, BIT(ET_UNHEALTHY_KILL)))
-		return;
-	ev = new_event(ET_UNHEALTHY_KILL);
-	json_object_set_new(ev, "appId", json_string(t->app_id));
-	json_object_set_new(ev, "taskId", json_string(t->id));
-	json_object_set_new(ev, "instanceId", json_string(t->instance_id));
-	json_object_set_new(ev, "version", json_string(t->version ? t->version : ""));
-	json_object_set_new(ev, "reason", json_string(reason ? reason : "unhealthy"));
-	json_object_set_new(ev, "host", json_string(t->host ? t->host : ""));
-	json_object_set_new(ev, "slaveId", t->agent_id ? json_string(t->agent_id) : json_null());
-	publish(r->events, ET_UNHEALTHY_KILL, ev);
 }
 
 /* ---- setup ---- */
@@ -807,7 +372,7 @@ void relay_events_release(struct relay *r)
 	}
 	while ((p = TAILQ_FIRST(&b->plans)) != NULL) {
 		TAILQ_REMOVE(&b->plans, p, entry);
-		plan_free(p);
+		relay_events_plan_free(p);
 	}
 	event_free(b->reap);
 	free(b);

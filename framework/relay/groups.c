@@ -29,10 +29,12 @@
 
 #define MAX_DEPTH 64    /* dependency chains longer than this are cycles */
 
+#define parent_of relay_path_parent
+#define under relay_path_under
+
 /* ---- paths ---- */
 
-/* "/a/b" -> "/a"; "/a" -> "/" */
-static char *parent_of(const char *id)
+char *relay_path_parent(const char *id)
 {
 	const char *slash = strrchr(id, '/');
 
@@ -41,8 +43,7 @@ static char *parent_of(const char *id)
 	return xstrndup(id, (size_t)(slash - id));
 }
 
-/* id is inside group (or is it) */
-static bool under(const char *id, const char *group)
+bool relay_path_under(const char *id, const char *group)
 {
 	size_t n = strlen(group);
 
@@ -81,12 +82,14 @@ static char *resolve(const char *base, const char *rel)
 /* ---- the stored records ---- */
 
 /* r->group_records: group id -> {"id", "dependencies", "version"}, read once from relay.db */
-static json_t *records_of(struct relay *r)
+json_t *relay_group_records(struct relay *r)
 {
 	if (r->group_records == NULL)
 		r->group_records = relay_state_groups_load(r);
 	return r->group_records;
 }
+
+#define records_of relay_group_records
 
 static json_t *record_of(struct relay *r, const char *id)
 {
@@ -99,10 +102,12 @@ static void record_put(struct relay *r, const char *id, json_t *deps, const char
 	    version);
 
 	relay_state_save_group(r, id, rec);
+	relay_history_group(r, version, id, rec);
 	json_object_set_new(records_of(r), id, rec);
 }
 
-static void record_del(struct relay *r, const char *id)
+/* the records of id and every group under it go (a change of version `at`) */
+static void record_del(struct relay *r, const char *id, const char *at)
 {
 	const char *k;
 	json_t *v;
@@ -111,6 +116,7 @@ static void record_del(struct relay *r, const char *id)
 	json_object_foreach_safe(records_of(r), tmp, k, v)
 		if (under(k, id)) {
 			relay_state_delete_group(r, k);
+			relay_history_group(r, at, k, NULL);
 			json_object_del(r->group_records, k);
 		}
 }
@@ -141,7 +147,7 @@ void relay_app_groups_release(struct relay *r)
 
 /* ---- the tree ---- */
 
-static bool group_exists(struct relay *r, const char *id)
+bool relay_group_exists(struct relay *r, const char *id)
 {
 	struct relay_app *app;
 
@@ -151,58 +157,6 @@ static bool group_exists(struct relay *r, const char *id)
 		if (under(app->id, id) && strcmp(app->id, id) != 0)
 			return true;
 	return false;
-}
-
-/* the direct subgroup of `group` on the way to id, or NULL when id is a direct child */
-static char *child_group(const char *group, const char *id)
-{
-	size_t n = strcmp(group, "/") == 0 ? 0 : strlen(group);
-	const char *next = strchr(id + n + 1, '/');
-
-	return next == NULL ? NULL : xstrndup(id, (size_t)(next - id));
-}
-
-static void add_child(json_t *names, const char *group, const char *id)
-{
-	char *c = child_group(group, id);
-
-	if (c != NULL)
-		json_object_set_new(names, c, json_true());
-	free(c);
-}
-
-static json_t *group_json(struct relay *r, const char *id)
-{
-	json_t *apps = json_array(), *subs = json_array(), *names = json_object(), *rec, *v;
-	struct relay_app *app;
-	const char *k, *version = "";
-	char *p;
-
-	TAILQ_FOREACH(app, &r->apps, entry) {
-		if (!under(app->id, id) || strcmp(app->id, id) == 0)
-			continue;
-		if (app->version != NULL && strcmp(app->version, version) > 0)
-			version = app->version;
-		p = parent_of(app->id);
-		if (strcmp(p, id) == 0)
-			json_array_append(apps, app->def);
-		else
-			add_child(names, id, app->id);
-		free(p);
-	}
-	json_object_foreach(records_of(r), k, v)
-		if (under(k, id) && strcmp(k, id) != 0)
-			add_child(names, id, k);
-	json_object_foreach(names, k, v)
-		json_array_append_new(subs, group_json(r, k));
-	json_decref(names);
-	rec = record_of(r, id);
-	if (rec != NULL && strcmp(bt_json_string(rec, "version"), version) > 0)
-		version = bt_json_string(rec, "version");
-	return json_pack("{s:s, s:o, s:o, s:[], s:o, s:s}", "id", id, "apps", apps, "groups", subs,
-	    "pods", "dependencies",
-	    rec ? json_incref(json_object_get(rec, "dependencies")) : json_array(),
-	    "version", version[0] ? version : "1970-01-01T00:00:00.000Z");
 }
 
 /* ---- reading a group body ---- */
@@ -475,7 +429,7 @@ static struct relay_deployment *apply(struct build *b, const struct evkeyvalq *q
 	if (d == NULL)
 		return NULL;
 	if (replace)
-		record_del(r, gid);
+		record_del(r, gid, d->version);
 	json_object_foreach(b->groups, id, deps)
 		if (strcmp(id, "/") != 0)
 			record_put(r, id, deps, d->version);
@@ -504,7 +458,7 @@ static void create_group(struct relay *r, struct evhttp_request *req, const stru
 		goto out;
 	}
 	gid = resolve(parent, bt_json_string(body, "id"));
-	if (group_exists(r, gid)) {
+	if (relay_group_exists(r, gid)) {
 		bt_http_error(req, 409, "Group %s is already created. Use PUT to change this group.",
 		    gid);
 		goto out;
@@ -545,6 +499,93 @@ static void scale_group(struct relay *r, struct evhttp_request *req, const struc
 	free(ch);
 }
 
+/*
+ * PUT {"version": V}, or PUT /v2/groups/{id}/versions/{V}: the group
+ * becomes what it was at V (history.c) through a change like any PUT of
+ * the group: its apps of V come back with those definitions, apps that
+ * came later are stopped, the group records are those of V.
+ */
+static void rollback_group(struct relay *r, struct evhttp_request *req,
+    const struct evkeyvalq *q, const char *gid, const char *version)
+{
+	struct build b = { r, req, json_object(), json_object(), json_array() };
+	json_t *at = relay_history_group_at(r, gid, version), *apps, *groups, *body = NULL, *v;
+	json_t *recs, *own;
+	struct relay_deployment *d;
+	const char *k;
+
+	if (at == NULL) {
+		bt_http_error(req, 404, "Group '%s' does not exist in version %s", gid, version);
+		goto out;
+	}
+	apps = json_array();
+	groups = json_array();
+	recs = json_object_get(at, "records");
+	json_object_foreach(json_object_get(at, "apps"), k, v)
+		json_array_append(apps, v);
+	json_object_foreach(recs, k, v)
+		if (strcmp(k, gid) != 0)
+			json_array_append_new(groups, json_pack("{s:s, s:O}", "id", k,
+			    "dependencies", json_object_get(v, "dependencies")));
+	own = json_object_get(json_object_get(recs, gid), "dependencies");
+	body = json_pack("{s:s, s:o, s:o, s:o}", "id", gid, "apps", apps, "groups", groups,
+	    "dependencies", own != NULL ? json_incref(own) : json_array());
+	if (add_group(&b, body, gid, "") != 0 || (d = apply(&b, q, gid, true)) == NULL)
+		goto out;
+	log_info("group '%s' rolled back to version %s", gid, version);
+	relay_api_reply_dr(req, 200, d, NULL);
+out:
+	json_decref(body);
+	json_decref(at);
+	build_free(&b);
+}
+
+static void add_step(json_t *steps, json_t *actions)
+{
+	if (json_array_size(actions) > 0)
+		json_array_append_new(steps, json_pack("{s:o}", "actions", actions));
+	else
+		json_decref(actions);
+}
+
+static json_t *action(const char *name, const char *app_id)
+{
+	return json_pack("{s:s, s:s}", "action", name, "app", app_id);
+}
+
+/*
+ * The steps a change of group gid would take (?dryRun=true), as
+ * deploy.c's plans: stops, starts, then scales and restarts (dependency
+ * layers folded into that one step).
+ */
+static json_t *dry_steps(struct build *b, const char *gid, bool replace)
+{
+	json_t *steps = json_array(), *stop = json_array(), *start = json_array();
+	json_t *rest = json_array(), *def;
+	struct relay_app *app;
+	const char *id;
+
+	if (replace)
+		TAILQ_FOREACH(app, &b->r->apps, entry)
+			if (under(app->id, gid) && json_object_get(b->apps, app->id) == NULL)
+				json_array_append_new(stop, action("StopApplication", app->id));
+	json_object_foreach(b->apps, id, def) {
+		app = relay_app_find(b->r, id);
+		if (app == NULL) {
+			json_array_append_new(start, action("StartApplication", id));
+			json_array_append_new(rest, action("ScaleApplication", id));
+		} else if (relay_app_config_changed(app->def, def)) {
+			json_array_append_new(rest, action("RestartApplication", id));
+		} else if (bt_json_number(def, "instances", 1) != app->instances) {
+			json_array_append_new(rest, action("ScaleApplication", id));
+		}
+	}
+	add_step(steps, stop);
+	add_step(steps, start);
+	add_step(steps, rest);
+	return steps;
+}
+
 static void update_group(struct relay *r, struct evhttp_request *req, const struct evkeyvalq *q,
     const char *gid)
 {
@@ -561,21 +602,24 @@ static void update_group(struct relay *r, struct evhttp_request *req, const stru
 	if ((by = json_object_get(body, "scaleBy")) != NULL) {
 		if (!json_is_number(by) || json_number_value(by) < 0)
 			invalid(req, "/scaleBy", "error.expected.jsnumber");
-		else if (!group_exists(r, gid))
+		else if (!relay_group_exists(r, gid))
 			bt_http_error(req, 404, "Group '%s' does not exist", gid);
 		else
 			scale_group(r, req, q, gid, json_number_value(by));
 		goto out;
 	}
 	if (json_object_get(body, "version") != NULL) {
-		bt_http_error(req, 422, "Rolling a group back to a version is not supported: "
-		    "roll back its apps with PUT /v2/apps/{id} {\"version\": ...}");
+		if (!json_is_string(json_object_get(body, "version")))
+			invalid(req, "/version", "error.expected.jsstring");
+		else
+			rollback_group(r, req, q, gid, bt_json_string(body, "version"));
 		goto out;
 	}
 	if (add_group(&b, body, gid, "") != 0)
 		goto out;
 	if (bt_http_query_bool(q, "dryRun", 0) == 1) {
-		relay_api_reply(req, 200, json_pack("{s:O}", "apps", b.apps));
+		relay_api_reply(req, 200, json_pack("{s:o}", "steps", dry_steps(&b, gid,
+		    json_object_get(body, "apps") != NULL)));
 		goto out;
 	}
 	/* without "apps" the group's apps stay as they are */
@@ -594,7 +638,7 @@ static void delete_group(struct relay *r, struct evhttp_request *req, const stru
 	struct build b = { r, req, json_object(), json_object(), json_array() };
 	struct relay_deployment *d;
 
-	if (!group_exists(r, gid)) {
+	if (!relay_group_exists(r, gid)) {
 		bt_http_error(req, 404, "Group '%s' does not exist", gid);
 	} else if ((d = apply(&b, q, gid, true)) != NULL) {
 		log_info("group '%s' deleted", gid);
@@ -603,24 +647,52 @@ static void delete_group(struct relay *r, struct evhttp_request *req, const stru
 	build_free(&b);
 }
 
+/*
+ * "/g/versions" -> "/g" and *versions; "/g/versions/V" -> "/g" and
+ * *version = "V" (also "/g/version/V", the older rollback path, for PUT);
+ * "/versions" is the root's
+ */
+static void split_versions(char *gid, const char **version, bool *versions, bool put)
+{
+	char *slash = strrchr(gid, '/'), *prev;
+
+	*version = NULL;
+	*versions = false;
+	if (strcmp(slash, "/versions") == 0) {
+		*versions = true;
+		*slash = '\0';
+	} else if (slash != gid) {
+		*slash = '\0';
+		prev = strrchr(gid, '/');
+		if (strcmp(prev, "/versions") == 0 || (put && strcmp(prev, "/version") == 0)) {
+			*version = slash + 1;
+			*prev = '\0';
+		} else {
+			*slash = '/';
+		}
+	}
+	if (gid[0] == '\0')
+		strcpy(gid, "/");
+}
+
 void relay_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg)
 {
 	struct relay *r = arg;
-	const char *method = bt_http_method(req);
+	const char *method = bt_http_method(req), *version;
 	char *gid = relay_app_id_absolute(path + strlen("/v2/groups"));
-	size_t n = strlen(gid);
+	bool versions, put = strcmp(method, "PUT") == 0;
 
-	if (n > 1 && gid[n - 1] == '/')
-		gid[n - 1] = '\0';
+	split_versions(gid, &version, &versions, put);
 	if (strcmp(method, "GET") == 0) {
-		if (group_exists(r, gid))
-			relay_api_reply(req, 200, group_json(r, gid));
-		else
-			bt_http_error(req, 404, "Group '%s' does not exist", gid);
+		relay_groups_get(r, req, gid, version, versions, q);
+	} else if (versions || (version != NULL && !put)) {
+		relay_api_not_allowed(req);
+	} else if (put && version != NULL) {
+		rollback_group(r, req, q, gid, version);
 	} else if (strcmp(method, "POST") == 0) {
 		create_group(r, req, q, gid);
-	} else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+	} else if (put || strcmp(method, "PATCH") == 0) {
 		update_group(r, req, q, gid);
 	} else if (strcmp(method, "DELETE") == 0) {
 		delete_group(r, req, q, gid);

@@ -24,6 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* a string literal, without its terminating NUL */
+#define ADD_TEXT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
+
 /* dump j without its closing brace; *len is the length of what is kept */
 static char *open_object_text(json_t *j, size_t *len)
 {
@@ -69,15 +72,13 @@ struct last_app {
 static void add_service_ports(struct relay *r, struct evbuffer *out, const struct relay_task *t,
     struct last_app *last)
 {
-	static const char key[] = ",\"servicePorts\":";
-
 	if (last->group == NULL || last->group != t->group) {
 		last->group = t->group;
 		last->app = relay_app_find(r, t->app_id);
 	}
-	evbuffer_add(out, key, sizeof key - 1);
+	ADD_TEXT(out, ",\"servicePorts\":");
 	if (last->app == NULL) {
-		evbuffer_add(out, "[]", 2);
+		ADD_TEXT(out, "[]");
 		return;
 	}
 	app_text(last->app);
@@ -91,7 +92,7 @@ static void add_task(struct relay *r, struct evbuffer *out, struct relay_task *t
 	evbuffer_add(out, t->json, t->json_len);
 	if (service_ports)
 		add_service_ports(r, out, t, last);
-	evbuffer_add(out, "}", 1);
+	ADD_TEXT(out, "}");
 }
 
 void relay_listing_add_task(struct relay *r, struct evbuffer *out, struct relay_task *t,
@@ -109,20 +110,20 @@ void relay_listing_tasks(struct relay *r, struct evbuffer *out,
 	struct relay_task *t;
 	bool first = true;
 
-	evbuffer_add(out, "{\"tasks\":[", 10);
+	ADD_TEXT(out, "{\"tasks\":[");
 	TAILQ_FOREACH(t, &r->tasks, entry) {
 		if (selected != NULL && !selected(t, arg))
 			continue;
 		if (!first)
-			evbuffer_add(out, ",", 1);
+			ADD_TEXT(out, ",");
 		first = false;
 		add_task(r, out, t, true, &last);
 	}
-	evbuffer_add(out, "]}", 2);
+	ADD_TEXT(out, "]}");
 }
 
 void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_app *app,
-    bool tasks, bool failure)
+    unsigned embed)
 {
 	struct last_app last = { NULL, NULL };
 	struct relay_deployment *d;
@@ -131,33 +132,45 @@ void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_a
 	bool first = true;
 	char *text;
 
-	app_text(app);
-	relay_app_counts(r, app, &staged, &running, &healthy, &unhealthy);
-	evbuffer_add(out, app->def_json, app->def_json_len);
-	evbuffer_add_printf(out, ",\"tasksStaged\":%d,\"tasksRunning\":%d,\"tasksHealthy\":%d,"
-	    "\"tasksUnhealthy\":%d,\"deployments\":[", staged, running, healthy, unhealthy);
-	TAILQ_FOREACH(d, &r->deployments, entry) {
-		if (!relay_deployment_affects(d, app->id))
-			continue;
-		evbuffer_add_printf(out, "%s{\"id\":\"%s\"}", first ? "" : ",", d->id);
-		first = false;
+	if (embed & (RELAY_EMBED_STATS | RELAY_EMBED_READINESS)) {
+		/* seldom asked for: the whole app as api_json.c builds it */
+		text = json_dumps(relay_json_app(r, app, embed), RELAY_JSON_FLAGS);
+		evbuffer_add(out, text, strlen(text));
+		free(text);
+		return;
 	}
-	evbuffer_add(out, "]", 1);
-	if (tasks) {
-		evbuffer_add(out, ",\"tasks\":[", 10);
+	app_text(app);
+	evbuffer_add(out, app->def_json, app->def_json_len);
+	if (embed & RELAY_EMBED_COUNTS) {
+		relay_app_counts(r, app, &staged, &running, &healthy, &unhealthy);
+		evbuffer_add_printf(out, ",\"tasksStaged\":%d,\"tasksRunning\":%d,"
+		    "\"tasksHealthy\":%d,\"tasksUnhealthy\":%d", staged, running, healthy, unhealthy);
+	}
+	if (embed & (RELAY_EMBED_DEPLOYMENTS | RELAY_EMBED_TASKS)) {
+		ADD_TEXT(out, ",\"deployments\":[");
+		TAILQ_FOREACH(d, &r->deployments, entry) {
+			if (!relay_deployment_affects(d, app->id))
+				continue;
+			evbuffer_add_printf(out, "%s{\"id\":\"%s\"}", first ? "" : ",", d->id);
+			first = false;
+		}
+		ADD_TEXT(out, "]");
+	}
+	if (embed & RELAY_EMBED_TASKS) {
+		ADD_TEXT(out, ",\"tasks\":[");
 		first = true;
 		RELAY_APP_TASKS_FOREACH(t, r, app->id) {
 			if (!first)
-				evbuffer_add(out, ",", 1);
+				ADD_TEXT(out, ",");
 			first = false;
 			add_task(r, out, t, true, &last);
 		}
-		evbuffer_add(out, "]", 1);
+		ADD_TEXT(out, "]");
 	}
-	if (failure && app->last_failure != NULL) {
+	if ((embed & RELAY_EMBED_FAILURE) && app->last_failure != NULL) {
 		text = json_dumps(app->last_failure, RELAY_JSON_FLAGS);
 		evbuffer_add_printf(out, ",\"lastTaskFailure\":%s", text);
 		free(text);
 	}
-	evbuffer_add(out, "}", 1);
+	ADD_TEXT(out, "}");
 }

@@ -8,14 +8,16 @@
  * after every subscription, and serves the Marathon v2 REST API.
  *
  * Reading order: main.c (flags, loop), scheduler.c (the master
- * connection), tasks.c (the keep-N loop), offers.c (offer matching and
+ * connection), tasks.c (the keep-N loop), unreachable.c (unreachable
+ * tasks), offers.c (offer matching and
  * TaskInfo building), container.c (container block, ports, offer
  * statistics), placement.c (constraints), health.c (health checks:
  * results, unhealthy kills), apps.c
  * (app JSON), appset.c (the apps in memory, service ports), state.c
  * (SQLite), api.c, api_tasks.c and api_json.c (REST), deploy.c
  * (deployments: plans, locks, rollback), readiness.c (readiness checks),
- * groups.c (/v2/groups), events.c (the /v2/events bus).
+ * groups.c (/v2/groups), group_view.c (group JSON), history.c (group
+ * versions), events.c and events_emit.c (the /v2/events bus).
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -151,6 +153,8 @@ struct relay_task {
 	enum relay_goal json_goal;
 	double json_started_at;
 	struct relay_readiness *readiness;  /* readiness probes, or NULL */
+	double unreachable_since;       /* wall clock it became unreachable; 0: reachable */
+	bool inactive;                  /* unreachable past inactiveAfterSeconds: counts no more */
 };
 
 enum relay_action { RELAY_START, RELAY_SCALE, RELAY_RESTART, RELAY_STOP };
@@ -222,6 +226,7 @@ struct relay {
 	struct relay_tasks tasks;
 	struct relay_task **task_hash;  /* tasks by id */
 	size_t task_hash_size, ntasks;
+	size_t nunreachable;            /* tasks with unreachable_since set (unreachable.c) */
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
@@ -288,6 +293,11 @@ void relay_app_reset_delay(struct relay_app *app);
 bool relay_task_terminal_state(int state);
 const char *relay_task_state_name(int state);
 
+/* unreachable.c -- unreachableStrategy: unreachable tasks, inactive, expunged */
+/* a status update of a non-terminal task, after t took its state */
+void relay_unreachable_note(struct relay *r, struct relay_task *t, const Mesos__V1__TaskStatus *st);
+void relay_unreachable_tick(struct relay *r);
+
 /* offers.c -- offer matching and TaskInfo building */
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
 /* the role a resource is reserved to (the last reservation), or "*" */
@@ -307,9 +317,9 @@ void relay_listing_tasks(struct relay *r, struct evbuffer *out,
     bool (*selected)(const struct relay_task *t, const void *arg), const void *arg);
 void relay_listing_add_task(struct relay *r, struct evbuffer *out, struct relay_task *t,
     bool service_ports);
-/* the app as relay_json_app() gives it */
+/* the app as relay_json_app() gives it with the RELAY_EMBED_* bits of embed */
 void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_app *app,
-    bool tasks, bool failure);
+    unsigned embed);
 
 /* taskinfo.c -- TaskInfos built on a template per app version */
 struct relay_task_template;
@@ -436,7 +446,7 @@ void relay_state_begin(struct relay *r);
 void relay_state_commit(struct relay *r);
 
 /*
- * events.c -- the event bus, GET /v2/events (server-sent events). Every
+ * events.c, events_emit.c -- the event bus, GET /v2/events (server-sent events). Every
  * relay_event_*() returns at once, building nothing, when no subscriber
  * wants that event type.
  */
@@ -455,6 +465,8 @@ void relay_event_task_launched(struct relay *r, const struct relay_task *t);
  */
 void relay_event_status_update(struct relay *r, const struct relay_task *t,
     const Mesos__V1__TaskStatus *st);
+/* instance_changed_event with a condition of relay's own ("UnreachableInactive") */
+void relay_event_instance_changed(struct relay *r, const struct relay_task *t, const char *cond);
 /* health_status_changed_event */
 void relay_event_health_changed(struct relay *r, const struct relay_task *t, bool alive);
 /* failed_health_check_event; check: the app's health check JSON (NULL: its first one) */
@@ -532,11 +544,37 @@ json_t *relay_api_updated_def(struct relay *r, struct evhttp_request *req, const
 /* groups.c -- /v2/groups */
 void relay_groups_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,
     void *arg);
+/* "/a/b" -> "/a", "/a" -> "/"; caller frees */
+char *relay_path_parent(const char *id);
+/* id is inside group, or is it */
+bool relay_path_under(const char *id, const char *group);
+/* the stored group records: group id -> {"id", "dependencies", "version"} (borrowed) */
+json_t *relay_group_records(struct relay *r);
+bool relay_group_exists(struct relay *r, const char *id);
+
+/* group_view.c -- GET /v2/groups[/{id}[/versions[/{version}]]] with Marathon's embeds */
+void relay_groups_get(struct relay *r, struct evhttp_request *req, const char *gid,
+    const char *version, bool versions, const struct evkeyvalq *q);
+
+/* history.c -- group versions (see there) */
+/* the change of version `at` left the app at `version` (NULL: removed it) */
+void relay_history_app(struct relay *r, const char *at, const char *app_id, const char *version);
+/* the change of version `at` left the group's record at `record` (NULL: removed it) */
+void relay_history_group(struct relay *r, const char *at, const char *gid, const json_t *record);
+/* the versions of group gid, newest first (new array) */
+json_t *relay_history_versions(struct relay *r, const char *gid);
+/*
+ * group gid at `version`: {"apps": {id: definition}, "records": {group id:
+ * record}} (new), or NULL when gid has no such version
+ */
+json_t *relay_history_group_at(struct relay *r, const char *gid, const char *version);
 /* the dependencies the groups around an app give it (new array) */
 json_t *relay_group_dependencies(struct relay *r, const char *app_id);
 void relay_app_groups_release(struct relay *r);
 
 /* api.c: helpers shared with api_tasks.c */
+/* the RELAY_EMBED_* bits of the query's embed parameters; group: only group.apps.<name> */
+unsigned relay_api_embeds(const struct evkeyvalq *q, bool group);
 void relay_api_reply(struct evhttp_request *req, int code, json_t *body);
 /* the same with a body written into body (freed here) */
 void relay_api_reply_buffer(struct evhttp_request *req, int code, struct evbuffer *body);
@@ -575,7 +613,16 @@ void relay_api_fallback_cb(struct evhttp_request *req, const char *path, const s
 
 /* api_json.c -- JSON shapes of apps, tasks, deployments, info */
 json_t *relay_json_task(struct relay *r, const struct relay_task *t, bool service_ports);
-json_t *relay_json_app(struct relay *r, const struct relay_app *app, bool tasks, bool failure);
+/* what an AppInfo embeds (Marathon's embed=apps.<name>) */
+enum {
+	RELAY_EMBED_COUNTS = 1 << 0,            /* tasksStaged, ... tasksUnhealthy */
+	RELAY_EMBED_DEPLOYMENTS = 1 << 1,
+	RELAY_EMBED_TASKS = 1 << 2,             /* implies deployments */
+	RELAY_EMBED_FAILURE = 1 << 3,           /* lastTaskFailure */
+	RELAY_EMBED_STATS = 1 << 4,             /* taskStats */
+	RELAY_EMBED_READINESS = 1 << 5,         /* readinessCheckResults */
+};
+json_t *relay_json_app(struct relay *r, const struct relay_app *app, unsigned embed);
 json_t *relay_json_info(struct relay *r);
 json_t *relay_json_queue(struct relay *r);
 json_t *relay_json_metrics(struct relay *r);

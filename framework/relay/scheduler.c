@@ -64,6 +64,8 @@ static json_t *framework_info(struct relay *r)
 	char *url = xasprintf("http://%s:%d", r->cfg.hostname, r->cfg.http_port);
 
 	json_object_set_new(fi, "webui_url", json_string(url));
+	/* TASK_UNREACHABLE rather than TASK_LOST: unreachableStrategy decides (unreachable.c) */
+	json_object_set_new(fi, "capabilities", json_pack("[{s:s}]", "type", "PARTITION_AWARE"));
 	free(url);
 	if (r->framework_id != NULL)
 		json_object_set_new(fi, "id", json_pack("{s:s}", "value", r->framework_id));

@@ -3,7 +3,9 @@
  *
  * Namespaces of common/store.h: "framework" holds the framework id under
  * "id"; "apps" each app's current normalised definition by app id;
- * "versions" every stored version of every app by "<app id>\t<version>";
+ * "versions" every stored version of every app by "<app id>\t<version>",
+ * kept when the app is deleted; "apphistory" and "grouphistory" what
+ * group versions need besides (history.c);
  * "tasks" one record per task relay launched and has not yet seen end;
  * "groups" the groups an app id cannot tell (empty ones, dependencies);
  * "deployments" each deployment in progress (its steps, how far it got and
@@ -158,24 +160,10 @@ static int versions_cb(const char *key, const char *value, size_t len, void *arg
 	return 0;
 }
 
-static void delete_versions(struct relay *r, const char *id)
-{
-	struct versions_walk w = { id, json_array(), NULL, NULL };
-	size_t i;
-
-	bt_store_foreach(r->store, "versions", versions_cb, &w);
-	for (i = 0; i < json_array_size(w.out); i++) {
-		char *key = xasprintf("%s\t%s", id, json_string_value(json_array_get(w.out, i)));
-		delete_key(r, "versions", key);
-		free(key);
-	}
-	json_decref(w.out);
-}
-
+/* its versions stay: group versions from before the delete name them (history.c) */
 void relay_state_delete_app(struct relay *r, const char *id)
 {
 	delete_key(r, "apps", id);
-	delete_versions(r, id);
 	durable(r);
 }
 
@@ -214,6 +202,8 @@ void relay_state_save_task(struct relay *r, const struct relay_task *t)
 	for (i = 0; i < t->nports; i++)
 		json_array_append_new(ports, json_integer((json_int_t)t->ports[i]));
 	json_object_set_new(j, "ports", ports);
+	if (t->unreachable_since > 0)
+		json_object_set_new(j, "unreachableSince", json_real(t->unreachable_since));
 	put_json(r, "tasks", t->id, j);
 	json_decref(j);
 }
@@ -329,6 +319,7 @@ static int load_task_cb(const char *key, const char *value, size_t len, void *ar
 	t->version = dup_member(j, "version");
 	t->config_version = dup_member(j, "configVersion");
 	t->goal = (enum relay_goal)bt_json_number(j, "goal", RELAY_GOAL_RUNNING);
+	t->unreachable_since = bt_json_number(j, "unreachableSince", 0);
 	t->last_update = bt_monotonic();
 	ports = json_object_get(j, "ports");
 	t->nports = json_array_size(ports);

@@ -56,13 +56,19 @@ struct relay_launch {
 
 /* ---- the template, as Mesos JSON ---- */
 
-/* "PORT_HTTP" from "http"; non-alphanumerics become '_' */
-static char *env_name(const char *prefix, const char *name)
+/* a label key as Marathon puts it in a name: upper case, each run of other characters one '_' */
+static char *env_key(const char *key)
 {
-	char *s = xasprintf("%s%s", prefix, name), *p;
+	char *s = xmalloc(strlen(key) + 1), *p = s;
+	size_t i;
 
-	for (p = s + strlen(prefix); *p != '\0'; p++)
-		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+	for (i = 0; key[i] != '\0'; i++) {
+		if (isalnum((unsigned char)key[i]) || key[i] == '_')
+			*p++ = (char)toupper((unsigned char)key[i]);
+		else if (i == 0 || isalnum((unsigned char)key[i - 1]) || key[i - 1] == '_')
+			*p++ = '_';
+	}
+	*p = '\0';
 	return s;
 }
 
@@ -71,43 +77,66 @@ static void setenv_j(json_t *env, const char *name, const char *value)
 	json_object_set_new(env, name, json_string(value));
 }
 
-static void setenv_g(json_t *env, const char *name, double value)
+/* a resource as Marathon writes it, with Java's Double.toString: "0.1", "128.0" */
+static void setenv_double(json_t *env, const char *name, double v)
 {
 	char buf[64];
+	int prec;
 
-	snprintf(buf, sizeof buf, "%g", value);
+	for (prec = 1; prec < 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if (strpbrk(buf, ".e") == NULL)
+		strcat(buf, ".0");
 	setenv_j(env, name, buf);
+}
+
+/* MARATHON_APP_LABELS and MARATHON_APP_LABEL_<KEY>, leaving out what is too long (512) */
+static void label_env(const struct relay_app *app, json_t *env)
+{
+	json_t *v;
+	const char *k;
+	char *keys = xstrdup(""), *tmp, *key, *name;
+
+	json_object_foreach(json_object_get(app->def, "labels"), k, v) {
+		if (strlen(k) >= 512 - strlen("MARATHON_APP_LABEL_") || json_string_length(v) >= 512)
+			continue;
+		key = env_key(k);
+		name = xasprintf("MARATHON_APP_LABEL_%s", key);
+		setenv_j(env, name, json_string_value(v));
+		tmp = xasprintf("%s%s%s", keys, keys[0] ? " " : "", key);
+		free(keys);
+		keys = tmp;
+		free(name);
+		free(key);
+	}
+	setenv_j(env, "MARATHON_APP_LABELS", keys);
+	free(keys);
 }
 
 /* the variables every task of the app has: Marathon's MARATHON_APP_*, then the app's env */
 static json_t *app_environment(const struct relay_app *app)
 {
 	json_t *env = json_object(), *vars = json_array(), *v;
-	const char *k, *image;
-	char *keys = xstrdup(""), *tmp, *name;
+	json_t *docker = json_object_get(json_object_get(app->def, "container"), "docker");
+	const char *k;
+	char gpus[32];
 
 	if (app->nports == 0)
 		relay_container_port_env(app, NULL, 0, env);
 	setenv_j(env, "MARATHON_APP_ID", app->id);
 	setenv_j(env, "MARATHON_APP_VERSION", app->version);
-	setenv_g(env, "MARATHON_APP_RESOURCE_CPUS", app->cpus);
-	setenv_g(env, "MARATHON_APP_RESOURCE_MEM", app->mem);
-	setenv_g(env, "MARATHON_APP_RESOURCE_DISK", app->disk);
-	setenv_j(env, "MARATHON_APP_RESOURCE_GPUS", "0");
-	image = bt_json_string(json_object_get(json_object_get(app->def, "container"), "docker"),
-	    "image");
-	if (image != NULL)
-		setenv_j(env, "MARATHON_APP_DOCKER_IMAGE", image);
-	json_object_foreach(json_object_get(app->def, "labels"), k, v) {
-		name = env_name("MARATHON_APP_LABEL_", k);
-		setenv_j(env, name, json_string_value(v));
-		free(name);
-		tmp = xasprintf("%s%s%s", keys, keys[0] ? " " : "", k);
-		free(keys);
-		keys = tmp;
-	}
-	setenv_j(env, "MARATHON_APP_LABELS", keys);
-	free(keys);
+	setenv_double(env, "MARATHON_APP_RESOURCE_CPUS", app->cpus);
+	setenv_double(env, "MARATHON_APP_RESOURCE_MEM", app->mem);
+	setenv_double(env, "MARATHON_APP_RESOURCE_DISK", app->disk);
+	snprintf(gpus, sizeof gpus, "%lld",
+	    (long long)json_integer_value(json_object_get(app->def, "gpus")));
+	setenv_j(env, "MARATHON_APP_RESOURCE_GPUS", gpus);
+	if (bt_json_string(docker, "image") != NULL)
+		setenv_j(env, "MARATHON_APP_DOCKER_IMAGE", bt_json_string(docker, "image"));
+	label_env(app, env);
 	json_object_foreach(json_object_get(app->def, "env"), k, v)
 		if (json_is_string(v))
 			json_object_set(env, k, v);

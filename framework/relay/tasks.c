@@ -60,8 +60,7 @@ bool relay_task_terminal_state(int s)
 	if (bt_task_state_terminal(s))
 		return true;
 	switch (s) {
-	/* relay is not partition-aware: an unreachable or unknown task is lost to it */
-	case MESOS__V1__TASK_STATE__TASK_UNREACHABLE:
+	/* an unknown task is lost to relay; an unreachable one is not (unreachable.c) */
 	case MESOS__V1__TASK_STATE__TASK_UNKNOWN:
 		return true;
 	default:
@@ -205,6 +204,8 @@ void relay_task_insert(struct relay *r, struct relay_task *t)
 	TAILQ_INSERT_TAIL(&r->tasks, t, entry);
 	group_add(r, t);
 	count_task(r, t, 1);
+	if (t->unreachable_since > 0)
+		r->nunreachable++;
 	relay_event_task_launched(r, t);        /* nobody listens while state loads */
 }
 
@@ -213,6 +214,8 @@ void relay_task_remove(struct relay *r, struct relay_task *t)
 	struct relay_task **pp;
 
 	count_task(r, t, -1);
+	if (t->unreachable_since > 0)
+		r->nunreachable--;
 	TAILQ_REMOVE(&r->tasks, t, entry);
 	group_del(r, t);
 	pp = &r->task_hash[hash_id(t->id) & (r->task_hash_size - 1)];
@@ -295,7 +298,8 @@ void relay_task_kill(struct relay *r, struct relay_task *t)
 /* t, a task of app's id, counts towards its instances */
 static bool counts_for(const struct relay_task *t, const struct relay_app *app)
 {
-	return t->goal == RELAY_GOAL_RUNNING && !relay_task_terminal_state(t->state);
+	return t->goal == RELAY_GOAL_RUNNING && !relay_task_terminal_state(t->state) &&
+	    !t->inactive;
 }
 
 int relay_app_want(struct relay *r, struct relay_app *app)
@@ -330,7 +334,7 @@ void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged,
 		else if (t->state == MESOS__V1__TASK_STATE__TASK_STAGING ||
 		    t->state == MESOS__V1__TASK_STATE__TASK_STARTING)
 			(*staged)++;
-		if (checks && t->healthy_known)
+		if (checks && t->healthy_known && t->unreachable_since == 0)
 			(*(t->healthy ? healthy : unhealthy))++;
 	}
 }
@@ -687,6 +691,7 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 		if (relay_task_terminal_state(t->state))
 			r->counts_valid = false;        /* a task thought ended counts again */
 		t->state = st->state;
+		relay_unreachable_note(r, t, st);
 		/* STAGING to STARTING changes nothing a restarted relay needs: not written */
 		if (changed && st->state != MESOS__V1__TASK_STATE__TASK_STARTING)
 			relay_state_save_task(r, t);
@@ -837,6 +842,7 @@ void relay_tasks_tick(struct relay *r)
 			r->revive_wanted = true;
 		}
 	check_launch_timeouts(r);
+	relay_unreachable_tick(r);
 	if (mono - last_staging_reconcile > staging_period(r)) {
 		last_staging_reconcile = mono;
 		reconcile_tasks(r, true);

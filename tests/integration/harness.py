@@ -86,6 +86,42 @@ def task_pids(root):
     return found
 
 
+def task_env(root, task_id):
+    """(pid, environment) of the process of task task_id under root, or None."""
+    for pid in task_pids(root):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0")
+                           if b"=" in kv)
+        except OSError:
+            continue
+        if env.get("MESOS_TASK_ID") == task_id:
+            return pid, env
+    return None
+
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def relay_api(cluster, method, path, body=None, **kw):
+    """A JSON request to the cluster's relay."""
+    return http(method, cluster.relay_url + path, json=body, headers=JSON_HEADERS, **kw)
+
+
+def start_relay_cluster(cluster, agent=None, master_flags=("--allocation_interval=100ms",)):
+    """A master, an agent with resources `agent` (none when None) and relay."""
+    cluster.start_master(*master_flags)
+    if agent is not None:
+        cluster.start_agent(resources=agent)
+    cluster.start_relay()
+
+
+def ok(r, code=200):
+    """The JSON body of a response that must have status code (None when empty)."""
+    assert r.status_code == code, (r.status_code, r.text)
+    return r.json() if r.content else None
+
+
 class Proc:
     """One daemon process started by the harness."""
 

@@ -19,7 +19,7 @@ import socket
 import pytest
 
 from dockerd import dockerd  # noqa: F401
-from harness import free_port, http, task_pids, wait_for
+from harness import free_port, http, task_env, wait_for
 
 FAST = ("--allocation_interval=100ms", "--agent_ping_timeout=1secs",
         "--max_agent_ping_timeouts=3")
@@ -356,16 +356,8 @@ def test_service_ports_like_marathon(cluster):
 
 def process_env(cluster, task_id):
     """The environment of the task's process (cwd under the test dir)."""
-    for pid in task_pids(cluster.dir):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0")
-                           if b"=" in kv)
-        except OSError:
-            continue
-        if env.get("MESOS_TASK_ID") == task_id:
-            return env
-    return None
+    found = task_env(cluster.dir, task_id)
+    return found[1] if found else None
 
 
 def test_host_ports_and_port_env(cluster):
@@ -538,6 +530,8 @@ def test_scale_replace_and_delete(cluster, engine):
     start_docker(cluster, engine, resources=HIGH_RANGE)
     create(cluster, mysql_app("scaled"))
     first = wait_running(cluster, "/scaled")[0]["id"]
+    wait_for(lambda: api(cluster, "GET", "/v2/deployments").json() == [],
+             what="the create to finish")     # else the scale is 409: the app is locked
     r = api(cluster, "PUT", "/v2/apps/scaled", {"instances": 3})
     assert r.status_code == 200, r.text
     ts = wait_running(cluster, "/scaled", 3)

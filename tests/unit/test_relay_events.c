@@ -9,8 +9,9 @@
 #include <cmocka.h>
 
 #include "../../framework/relay/events.c"
+#include "../../framework/relay/events_emit.c"
 
-/* the few relay functions events.c reaches, reduced to what the tests need */
+/* the few relay functions the bus reaches, reduced to what the tests need */
 bool relay_deployment_affects(const struct relay_deployment *d, const char *app_id)
 {
 	return json_object_get(d->originals, app_id) != NULL;
