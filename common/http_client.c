@@ -32,6 +32,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
+#define IDLE_HANDLES 64        /* easy handles kept for reuse: creating one costs kilobytes */
+
 struct header {
 	char *name;
 	char *value;
@@ -86,6 +88,8 @@ struct bt_http_client {
 	long limit;                     /* calls in flight at most; 0: no limit */
 	long inflight;                  /* calls in the multi handle */
 	struct sock *socks;
+	CURL *idle[IDLE_HANDLES];       /* easy handles of ended calls, reset for the next */
+	size_t nidle;
 };
 
 static void check_multi_info(struct bt_http_client *c);
@@ -155,7 +159,12 @@ static void call_destroy(struct bt_http_call *call)
 		if (c->q[Q_START].head != NULL)
 			event_active(c->kick, 0, 0);
 	}
-	curl_easy_cleanup(call->easy);
+	if (c->nidle < IDLE_HANDLES) {
+		curl_easy_reset(call->easy);
+		c->idle[c->nidle++] = call->easy;
+	} else {
+		curl_easy_cleanup(call->easy);
+	}
 	curl_slist_free_all(call->headers);
 	headers_clear(call);
 	free(call->setup_error);
@@ -444,6 +453,8 @@ void bt_http_client_free(struct bt_http_client *c)
 		return;
 	while (c->calls != NULL)
 		call_destroy(c->calls);
+	while (c->nidle > 0)
+		curl_easy_cleanup(c->idle[--c->nidle]);
 	curl_multi_cleanup(c->multi);
 	while (c->socks != NULL)
 		sock_free(c, c->socks);
@@ -516,7 +527,7 @@ struct bt_http_call *bt_http_request(struct bt_http_client *c, const struct bt_h
 	if (c->calls != NULL)
 		c->calls->prev = call;
 	c->calls = call;
-	call->easy = curl_easy_init();
+	call->easy = c->nidle > 0 ? c->idle[--c->nidle] : curl_easy_init();
 	if (call->easy == NULL)
 		bt_fatal("unable to create a curl handle");
 	if (o->url == NULL)
