@@ -46,7 +46,8 @@ struct bt_http_call {
 	struct bt_http_call *prev, *next;
 	struct bt_http_call *qprev, *qnext;     /* in the client's start or reap queue */
 	enum queue queue;
-	CURL *easy;
+	CURL *easy;                     /* NULL until the call starts */
+	struct bt_http_request_opts *opts;      /* a copy, until the call starts */
 	struct curl_slist *headers;
 	char errbuf[CURL_ERROR_SIZE];
 	char *setup_error;              /* reported by the kick instead of running */
@@ -93,6 +94,8 @@ struct bt_http_client {
 };
 
 static void check_multi_info(struct bt_http_client *c);
+static void opts_free(struct bt_http_request_opts *o);
+static void call_prepare(struct bt_http_call *call);
 
 static void headers_clear(struct bt_http_call *call)
 {
@@ -159,12 +162,13 @@ static void call_destroy(struct bt_http_call *call)
 		if (c->q[Q_START].head != NULL)
 			event_active(c->kick, 0, 0);
 	}
-	if (c->nidle < IDLE_HANDLES) {
+	if (call->easy != NULL && c->nidle < IDLE_HANDLES) {
 		curl_easy_reset(call->easy);
 		c->idle[c->nidle++] = call->easy;
-	} else {
+	} else if (call->easy != NULL) {
 		curl_easy_cleanup(call->easy);
 	}
+	opts_free(call->opts);
 	curl_slist_free_all(call->headers);
 	headers_clear(call);
 	free(call->setup_error);
@@ -403,6 +407,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	while ((call = c->q[Q_START].head) != NULL && (c->limit == 0 || c->inflight < c->limit)) {
 		dequeue(call);
 		if (call->setup_error == NULL) {
+			call_prepare(call);
 			rc = curl_multi_add_handle(c->multi, call->easy);
 			if (rc == CURLM_OK) {
 				call->added = true;
@@ -463,6 +468,40 @@ void bt_http_client_free(struct bt_http_client *c)
 	free(c);
 }
 
+/* what call_set_options() needs later, copied; the headers go into *headers */
+static struct bt_http_request_opts *opts_copy(const struct bt_http_request_opts *o,
+    struct curl_slist **headers)
+{
+	struct bt_http_request_opts *c = xmalloc(sizeof *c);
+	const char *const *h;
+
+	*c = *o;
+	c->method = o->method != NULL ? xstrdup(o->method) : NULL;
+	c->url = xstrdup(o->url);
+	c->unix_socket = o->unix_socket != NULL ? xstrdup(o->unix_socket) : NULL;
+	c->headers = NULL;
+	if (o->body != NULL) {
+		void *body = xmalloc(o->body_len + 1);
+		memcpy(body, o->body, o->body_len);
+		c->body = body;
+	}
+	for (h = o->headers; h != NULL && *h != NULL; h++)
+		*headers = curl_slist_append(*headers, *h);
+	*headers = curl_slist_append(*headers, "Expect:");
+	return c;
+}
+
+static void opts_free(struct bt_http_request_opts *o)
+{
+	if (o == NULL)
+		return;
+	free((char *)o->method);
+	free((char *)o->url);
+	free((char *)o->unix_socket);
+	free((void *)o->body);
+	free(o);
+}
+
 static void call_set_body(struct bt_http_call *call, const struct bt_http_request_opts *o,
     const char *method)
 {
@@ -483,10 +522,28 @@ static void call_set_body(struct bt_http_call *call, const struct bt_http_reques
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "GET");
 }
 
+static void call_set_options(struct bt_http_call *call, const struct bt_http_request_opts *o);
+
+/*
+ * A call gets its easy handle (a reused one when there is) only when it
+ * starts: thousands of calls may wait in the start queue, and a handle
+ * costs kilobytes to create.
+ */
+static void call_prepare(struct bt_http_call *call)
+{
+	struct bt_http_client *c = call->client;
+
+	call->easy = c->nidle > 0 ? c->idle[--c->nidle] : curl_easy_init();
+	if (call->easy == NULL)
+		bt_fatal("unable to create a curl handle");
+	call_set_options(call, call->opts);
+	opts_free(call->opts);
+	call->opts = NULL;
+}
+
 static void call_set_options(struct bt_http_call *call, const struct bt_http_request_opts *o)
 {
 	CURL *e = call->easy;
-	const char *const *h;
 	double ct = o->connect_timeout > 0 ? o->connect_timeout : 10;
 
 	curl_easy_setopt(e, CURLOPT_URL, o->url);
@@ -507,9 +564,6 @@ static void call_set_options(struct bt_http_call *call, const struct bt_http_req
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(o->timeout * 1000));
 	if (o->unix_socket != NULL)
 		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, o->unix_socket);
-	for (h = o->headers; h != NULL && *h != NULL; h++)
-		call->headers = curl_slist_append(call->headers, *h);
-	call->headers = curl_slist_append(call->headers, "Expect:");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
 	call_set_body(call, o, o->method != NULL ? o->method : "GET");
 }
@@ -527,13 +581,10 @@ struct bt_http_call *bt_http_request(struct bt_http_client *c, const struct bt_h
 	if (c->calls != NULL)
 		c->calls->prev = call;
 	c->calls = call;
-	call->easy = c->nidle > 0 ? c->idle[--c->nidle] : curl_easy_init();
-	if (call->easy == NULL)
-		bt_fatal("unable to create a curl handle");
 	if (o->url == NULL)
 		call->setup_error = xstrdup("no url given");
 	else
-		call_set_options(call, o);
+		call->opts = opts_copy(o, &call->headers);
 	log_debug("http client: %s %s%s%s", o->method != NULL ? o->method : "GET",
 	    o->url != NULL ? o->url : "(none)", o->unix_socket != NULL ? " via " : "",
 	    o->unix_socket != NULL ? o->unix_socket : "");
