@@ -97,11 +97,13 @@ def run(ctx):
         ctx.log("%d apps posted in %.1f s" % (napps, time.time() - first_post))
         deadline = time.monotonic() + cap
         n = 0
+        seen_all = None
         while time.monotonic() < deadline:
             n = running_total(relay.url) or n
             if n >= total:
+                seen_all = time.time()
                 break
-            time.sleep(0.1 if ctx.quick else 0.5)
+            time.sleep(0.1 if ctx.quick else 0.25)
         ctx.log("%d of %d tasks RUNNING %.1f s after the first POST" % (n, total,
                                                                            time.time() - first_post))
         try:
@@ -129,15 +131,19 @@ def run(ctx):
         return [{"name": "tasks/s, " + scale, "value": 0.0, "unit": "tasks/s", "anchor": ANCHOR,
                  "target": ">= 20,000/s", "met": False,
                  "note": "no task reached TASK_RUNNING within the %.0f s cap. %s" % (cap, CHANGED)}]
-    elapsed = max(last - first_post, 1e-6)
+    stamped = max(last - first_post, 1e-6)
+    complete = nrun >= total and seen_all is not None
+    # the rate a user sees: until relay lists every task RUNNING (polled), not the agents' stamps
+    elapsed = (seen_all - first_post) if complete else stamped
     rate = nrun / elapsed
-    complete = nrun >= total
     scale = "%d apps x %s on %s agents" % (napps, "{:,}".format(inst), "{:,}".format(nagents))
     if not complete:
         scale += " (only %s of %s RUNNING within the %.0f s cap)" % (
             "{:,}".format(nrun), "{:,}".format(total), cap)
-    note = "%s tasks RUNNING %.2f s after the first POST. %s" % ("{:,}".format(nrun), elapsed,
-                                                                 CHANGED)
+    note = ("%s tasks RUNNING in relay's GET /v2/apps %.2f s after the first POST (polled every "
+            "0.25 s); the agents had stamped the last TASK_RUNNING %.2f s after it (%.0f tasks/s), "
+            "the difference being updates and acknowledgements still on their way. %s"
+            % ("{:,}".format(nrun), elapsed, stamped, nrun / stamped, CHANGED))
     p50, p99 = percentile(lat, 50), percentile(lat, 99)
     return [
         {"name": "tasks/s, " + scale, "value": rate, "unit": "tasks/s", "anchor": ANCHOR,
