@@ -29,6 +29,8 @@ int bt_write_file_atomic(const char *path, const void *data, size_t len, char **
  * the machine's (for records that mean nothing after a reboot).
  */
 int bt_write_file_replace(const char *path, const void *data, size_t len, char **cause);
+/* append data to a file, creating it when missing (no fsync); -1 with cause */
+int bt_append_file(const char *path, const void *data, size_t len, char **cause);
 /* read a whole file (NUL-terminated); caller frees; -1 with cause */
 int bt_read_file(const char *path, char **data, size_t *len, char **cause);
 /* mkdir -p */
