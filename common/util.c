@@ -77,6 +77,11 @@ struct timeval bt_timeval(double seconds)
 	return tv;
 }
 
+int64_t bt_round(double x)
+{
+	return (int64_t)(x >= 0 ? x + 0.5 : x - 0.5);
+}
+
 bool bt_str_has_prefix(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;

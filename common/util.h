@@ -18,6 +18,12 @@ int bt_time_parse_iso8601(const char *s, double *t);
 /* a struct timeval for event_add() from seconds */
 struct timeval bt_timeval(double seconds);
 
+/*
+ * x to the nearest integer, halves away from zero, as llround() does, for
+ * |x| < 2^52; here so that a program needing no other maths links no libm
+ */
+int64_t bt_round(double x);
+
 bool bt_str_has_prefix(const char *s, const char *prefix);
 bool bt_str_has_suffix(const char *s, const char *suffix);
 

@@ -3,7 +3,10 @@
  *
  * For each offer relay adds up the unreserved (or relay-role) cpus, mem,
  * disk and port ranges, then walks the apps that need instances and are
- * not in launch backoff, fitting as many tasks as the offer holds. Every
+ * not in launch backoff, fitting as many tasks as the offer holds -- but
+ * when one OFFERS event brings several offers, an app takes at most its
+ * share of what it misses from each (missing / offers left), so its
+ * instances spread over the agents and start on all of them at once. Every
  * task is recorded (TASK_STAGING) and persisted before the ACCEPT that
  * carries its LAUNCH goes out (the whole event is one batch: one
  * transaction, and the calls leave after its commit; scheduler.c). The
@@ -440,7 +443,9 @@ static unsigned reject_reasons(struct relay *r, const struct relay_app *app,
 }
 
 /* fit tasks of every app into the offer; the LAUNCH task_infos, or NULL */
-static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a)
+/* the tasks this offer launches; `left` offers of this event remain, this one included */
+static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a,
+    size_t left)
 {
 	json_t *infos = json_array();
 	struct relay_app *app;
@@ -453,6 +458,7 @@ static json_t *match_offer(struct relay *r, const Mesos__V1__Offer *o, struct av
 			relay_offer_stats_reset(app);           /* the launch attempt is over */
 		if (want <= 0 || now < app->launch_not_before)
 			continue;
+		want = (int)(((size_t)want + left - 1) / left);
 		while (want > 0 && app->nports <= 256 && fits(app, a) && relay_placement_ok(r, app, o) &&
 		    pick_ports(app, a, ports)) {
 			struct relay_task *t = new_task(r, app, o, ports);
@@ -493,7 +499,7 @@ void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *of
 		r->offers_seen++;
 		relay_placement_note_offer(o);
 		offer_avail(r, o, &a);
-		infos = match_offer(r, o, &a);
+		infos = match_offer(r, o, &a, offers->n_offers - i);
 		if (infos != NULL) {
 			relay_call(r, json_pack("{s:s, s:{s:[{s:s}], s:[{s:s, s:{s:o}}], s:{s:f}}}",
 			    "type", "ACCEPT", "accept", "offer_ids", "value", o->id->value,
