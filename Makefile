@@ -1,6 +1,6 @@
 # butte -- build, test and run a small Mesos-style cluster manager.
 #
-#   make            the four binaries and the fuzz targets into build/
+#   make            the five binaries and the fuzz targets into build/
 #   make deps       install the Debian packages that are missing (needs root)
 #   make test       deps, build, unit and integration tests
 #   make sanitize   the whole suite again under ASan and UBSan (build-san/)
@@ -40,7 +40,7 @@ GEN_C       := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H       := $(GEN_C:.c=.h)
 COMMON_SRC  := $(wildcard common/*.c)
 MASTER_SRC  := $(wildcard master/*.c)
-AGENT_SRC   := $(wildcard agent/*.c)
+AGENT_SRC   := $(filter-out agent/supervise.c,$(wildcard agent/*.c))
 RELAY_SRC   := $(wildcard framework/relay/*.c)
 CLI_SRC     := $(wildcard framework/cli/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
@@ -49,7 +49,8 @@ BENCH_SRC   := $(wildcard tests/bench/bench_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB         := $(BUILD)/libbutte.a
-BINS        := $(BUILD)/butte-master $(BUILD)/butte-agent $(BUILD)/butte-relay $(BUILD)/butte
+BINS        := $(BUILD)/butte-master $(BUILD)/butte-agent $(BUILD)/butte-supervise \
+               $(BUILD)/butte-relay $(BUILD)/butte
 UNITS       := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCHES     := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -80,6 +81,9 @@ $(BUILD)/butte-master: $(call obj,$(MASTER_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/butte-agent: $(call obj,$(AGENT_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# the agent's per-task supervisor needs nothing but the C library
+$(BUILD)/butte-supervise: $(call obj,agent/supervise.c common/child.c)
+	$(CC) $(LDFLAGS) -o $@ $^
 $(BUILD)/butte-relay: $(call obj,$(RELAY_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/butte: $(call obj,$(CLI_SRC)) $(LIB)

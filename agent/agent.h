@@ -51,6 +51,18 @@ struct agent_docker;
 struct agent_docker_task;
 struct agent_fetch;
 
+/* what a task's checkpoint journal holds (checkpoint.c) */
+struct agent_ckpt {
+	int lines;                      /* lines in the file; 0: no file yet */
+	pid_t supervisor_pid;
+	unsigned long long supervisor_start;
+	pid_t task_pid;
+	int state;
+	bool killing, forget, ended;
+	double kill_grace;
+	size_t acked, nstatuses;
+};
+
 /* One task, from launch until its terminal update is acknowledged. */
 struct agent_task {
 	TAILQ_ENTRY(agent_task) entry;
@@ -92,6 +104,7 @@ struct agent_task {
 	struct agent_health *health;    /* health checks (health.c), or NULL */
 	struct agent_docker_task *docker;       /* a DOCKER task's container (docker_tasks.c), or NULL */
 	struct agent_fetch *fetch;      /* its URIs being fetched (fetch.c), or NULL */
+	struct agent_ckpt ckpt;
 };
 
 TAILQ_HEAD(agent_tasks, agent_task);
@@ -121,6 +134,7 @@ struct agent {
 	char *containerizers;
 	char *docker_socket;
 	char *isolation;
+	char *launcher_dir;             /* where butte-supervise is; default: the agent's dir */
 	int simulate;                   /* --simulate=N: N simulated agents (simulate.c) */
 	bool simulated;                 /* a simulated agent: no processes, no checkpoints */
 
@@ -139,7 +153,12 @@ struct agent {
 	struct agent_tasks graveyard;   /* removed tasks, freed from graveyard_ev */
 	struct event *graveyard_ev;
 	json_t *completed;              /* forgotten tasks for /state, newest last */
-	void *seccomp;                  /* scmp_filter_ctx, or NULL */
+	int filter_fd;                  /* memfd: the tasks' seccomp filter as BPF, or -1 */
+	char *supervisor;               /* <launcher_dir>/butte-supervise */
+	int launcher_fd;                /* requests to the task launcher, or -1 */
+	pid_t launcher_pid;             /* 0 when none runs */
+	bool launcher_failed;           /* it could not be started: spawn supervisors */
+	char *boot_id;                  /* this boot's, for task checkpoints */
 	int lock_fd;                    /* flock on <work_dir>/meta/agent.lock, or -1 */
 
 	struct event *sigchld_ev, *sigterm_ev, *sigint_ev, *sigusr1_ev;
@@ -187,7 +206,8 @@ bool agent_task_pending(const struct agent_task *t);
 void agent_update_health(struct agent_task *t, bool healthy, const char *message);
 
 /* containerizer.c -- the process containerizer */
-int agent_containerizer_init(struct agent *a);
+/* find butte-supervise and compile the seccomp filter; -1 with cause */
+int agent_containerizer_init(struct agent *a, char **cause);
 void agent_containerizer_release(struct agent *a);
 void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch);
 /* t's URIs are in its sandbox (fetch.c): start it as a process or a container */
@@ -212,6 +232,8 @@ size_t agent_tasks_alive(const struct agent *a);
 /* "state" and start time of a process from /proc; -1 when it does not exist */
 int agent_proc_start_time(pid_t pid, unsigned long long *start);
 void agent_exec_pipe_cb(evutil_socket_t fd, short what, void *arg);
+/* a reaped child that was the task launcher: true when it was */
+bool agent_launcher_reaped(struct agent *a, pid_t pid);
 int agent_exec_pipe_read(struct agent_task *t);
 char *agent_launch_error(const struct agent_task *t);
 

@@ -15,13 +15,21 @@
  *                                 task ends ("exited 0", "signaled 9")
  *   slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>/
  *                                 the sandbox (stdout, stderr)
- * Records are JSON written atomically (temporary file, rename); protobuf
- * messages inside them are stored as hex of their wire form, so a record
- * always decodes to exactly what was launched. Task records are not
- * fsynced: they must outlive the agent, which they do from the page
- * cache, but not the machine — a reboot ends every task, and a record of
- * an earlier boot is only read to report its task gone (a record the
- * crash left unreadable is skipped). The agent id is fsynced.
+ * A task record is a journal of JSON lines, as Mesos appends status
+ * updates and acknowledgements to its task.updates files: the first line
+ * is the whole record, every later line holds only what changed since
+ * (new statuses under "statuses_add", other members with their new
+ * value), and reading applies the lines in order. Appending creates no
+ * file, so a task's launch writes its record once and then adds a line
+ * per update and acknowledgement; after CKPT_LINES_MAX lines, and on the
+ * first write after a restart, the record is rewritten whole (temporary
+ * file, rename). Protobuf messages inside are stored as hex of their
+ * wire form, so a record always decodes to exactly what was launched.
+ * Task records are not fsynced: they must outlive the agent, which they
+ * do from the page cache, but not the machine — a reboot ends every task,
+ * and a record of an earlier boot is only read to report its task gone
+ * (a record the crash left unreadable is skipped, a torn last line is
+ * ignored). The agent id is fsynced.
  */
 #include "agent.h"
 #include "log.h"
@@ -37,6 +45,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+
+#define CKPT_LINES_MAX          32      /* journal lines before the record is rewritten */
 
 static char *hex_encode(const uint8_t *data, size_t len)
 {
@@ -159,6 +169,8 @@ int agent_checkpoint_init(struct agent *a, char **cause)
 	char *data = NULL;
 	int rc = -1;
 
+	free(a->boot_id);
+	a->boot_id = boot_id();
 	if (bt_mkdirs(dir, 0755, cause) != 0)
 		goto out;
 	if (lock_work_dir(a, cause) != 0)
@@ -200,7 +212,6 @@ int agent_checkpoint_save_id(struct agent *a, char **cause)
 static json_t *task_record(const struct agent_task *t)
 {
 	json_t *rec = json_object(), *st = json_array();
-	char *bid = boot_id();
 	size_t i;
 
 	json_object_set_new(rec, "container_id", json_string(t->container_id));
@@ -209,44 +220,100 @@ static json_t *task_record(const struct agent_task *t)
 	if (t->framework != NULL)
 		json_object_set_new(rec, "framework_info", pb_hex(&t->framework->base));
 	json_object_set_new(rec, "sandbox", json_string(t->sandbox));
-	json_object_set_new(rec, "supervisor_pid", json_integer(t->supervisor_pid));
-	json_object_set_new(rec, "supervisor_start", json_integer((json_int_t)t->supervisor_start));
-	json_object_set_new(rec, "task_pid", json_integer(t->task_pid));
-	json_object_set_new(rec, "boot_id", json_string(bid));
+	json_object_set_new(rec, "boot_id", json_string(t->agent->boot_id));
 	json_object_set_new(rec, "launched", json_real(t->launched));
-	json_object_set_new(rec, "state", json_integer(t->state));
-	json_object_set_new(rec, "killing", json_boolean(t->killing));
-	json_object_set_new(rec, "forget", json_boolean(t->forget));
-	json_object_set_new(rec, "kill_grace", json_real(t->kill_grace));
-	json_object_set_new(rec, "ended", json_boolean(t->ended));
 	for (i = 0; i < t->nstatuses; i++)
 		json_array_append_new(st, pb_hex(&t->statuses[i]->base));
 	json_object_set_new(rec, "statuses", st);
-	json_object_set_new(rec, "acked", json_integer((json_int_t)t->acked));
-	free(bid);
 	return rec;
+}
+
+/*
+ * The members that change during a task's life: into rec those that
+ * differ from what the journal holds (all of them when `all`), and the
+ * journal's idea of them brought up to date.
+ */
+static void changed_members(struct agent_task *t, json_t *rec, bool all)
+{
+	struct agent_ckpt *c = &t->ckpt;
+	json_t *add;
+	size_t i;
+
+#define CHANGED(field, key, value) do {                                 \
+	if (all || t->field != c->field)                                \
+		json_object_set_new(rec, key, value);                   \
+	c->field = t->field;                                            \
+} while (0)
+	CHANGED(supervisor_pid, "supervisor_pid", json_integer(t->supervisor_pid));
+	CHANGED(supervisor_start, "supervisor_start",
+	    json_integer((json_int_t)t->supervisor_start));
+	CHANGED(task_pid, "task_pid", json_integer(t->task_pid));
+	CHANGED(state, "state", json_integer(t->state));
+	CHANGED(killing, "killing", json_boolean(t->killing));
+	CHANGED(forget, "forget", json_boolean(t->forget));
+	CHANGED(kill_grace, "kill_grace", json_real(t->kill_grace));
+	CHANGED(ended, "ended", json_boolean(t->ended));
+	CHANGED(acked, "acked", json_integer((json_int_t)t->acked));
+#undef CHANGED
+	if (!all && t->nstatuses > c->nstatuses) {
+		add = json_array();
+		for (i = c->nstatuses; i < t->nstatuses; i++)
+			json_array_append_new(add, pb_hex(&t->statuses[i]->base));
+		json_object_set_new(rec, "statuses_add", add);
+	}
+	c->nstatuses = t->nstatuses;
+}
+
+/* one JSON line to the end of the task's journal, or the whole record anew */
+static int write_record(struct agent_task *t, const char *path, bool whole, char **cause)
+{
+	json_t *rec = whole ? task_record(t) : json_object();
+	char *text;
+	int rc = 0;
+
+	changed_members(t, rec, whole);
+	if (json_object_size(rec) == 0)
+		goto out;
+	text = json_dumps(rec, JSON_COMPACT);
+	text = xrealloc(text, strlen(text) + 2);
+	strcat(text, "\n");
+	if (whole && t->ckpt.lines > 0)
+		rc = bt_write_file_replace(path, text, strlen(text), cause);
+	else
+		rc = bt_append_file(path, text, strlen(text), cause);
+	free(text);
+	if (rc == 0)
+		t->ckpt.lines = whole ? 1 : t->ckpt.lines + 1;
+out:
+	json_decref(rec);
+	return rc;
 }
 
 int agent_checkpoint_task(struct agent_task *t)
 {
-	json_t *rec;
-	char *text, *path, *cause = NULL;
-	int rc = 0;
+	char *path, *cause = NULL;
+	bool whole;
+	int rc;
 
 	if (t->agent->simulated)
 		return 0;
-	rec = task_record(t);
-	text = json_dumps(rec, JSON_COMPACT);
 	path = xasprintf("%s/task.json", t->run_dir);
-
-	if (bt_write_file_replace(path, text, strlen(text), &cause) != 0) {
+	whole = t->ckpt.lines == 0 || t->ckpt.lines >= CKPT_LINES_MAX ||
+	    t->nstatuses < t->ckpt.nstatuses;
+	rc = write_record(t, path, whole, &cause);
+	if (rc != 0 && !whole) {
+		/* the journal is gone or unwritable: try a whole record in its place */
+		free(cause);
+		cause = NULL;
+		t->ckpt.lines = CKPT_LINES_MAX;
+		rc = write_record(t, path, true, &cause);
+	}
+	if (rc != 0) {
 		log_error("unable to checkpoint task '%s': %s", t->task_id, cause);
 		free(cause);
-		rc = -1;
+		t->ckpt.lines = CKPT_LINES_MAX;
 	}
 	free(path);
-	free(text);
-	json_decref(rec);
 	return rc;
 }
 
@@ -286,7 +353,7 @@ static int load_statuses(struct agent_task *t, const json_t *arr)
 /* the plain members of a record; the messages are already decoded */
 static void record_fields(struct agent_task *t, const json_t *rec)
 {
-	char *bid = boot_id();
+	const char *bid = t->agent->boot_id;
 
 	t->container_id = xstrdup(str_member(rec, "container_id"));
 	t->framework_id = xstrdup(str_member(rec, "framework_id"));
@@ -310,7 +377,53 @@ static void record_fields(struct agent_task *t, const json_t *rec)
 		log_warn("task '%s' was started before the machine rebooted", t->task_id);
 		t->supervisor_start = ULLONG_MAX;       /* matches no process */
 	}
-	free(bid);
+}
+
+/* a journal line's changes into the record it follows */
+static void apply_line(json_t *rec, json_t *line)
+{
+	json_t *add = json_object_get(line, "statuses_add");
+	json_t *st = json_object_get(rec, "statuses");
+
+	if (json_is_array(add) && json_is_array(st))
+		json_array_extend(st, add);
+	json_object_del(line, "statuses_add");
+	json_object_update(rec, line);
+}
+
+/* the record a journal's lines add up to; NULL with *cause when the first is unreadable */
+static json_t *read_journal(const char *path, const char *text, size_t len, char **cause)
+{
+	const char *p = text, *end = text + len, *nl;
+	json_t *rec = NULL, *line;
+	json_error_t err;
+
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		line = json_loadb(p, (size_t)((nl != NULL ? nl : end) - p), JSON_REJECT_DUPLICATES,
+		    &err);
+		if (line == NULL && rec == NULL) {
+			*cause = xasprintf("unable to parse '%s': %s", path, err.text);
+			return NULL;
+		}
+		if (line == NULL || !json_is_object(line)) {
+			/* a line the agent was writing when it stopped: what follows is newer */
+			log_warn("ignoring a torn line in '%s': %s", path, line == NULL ? err.text :
+			    "not an object");
+			json_decref(line);
+			break;
+		}
+		if (rec == NULL)
+			rec = line;
+		else {
+			apply_line(rec, line);
+			json_decref(line);
+		}
+		p = nl != NULL ? nl + 1 : end;
+	}
+	if (rec == NULL)
+		*cause = xasprintf("unable to parse '%s': the file is empty", path);
+	return rec;
 }
 
 /* one record into a task; NULL with *cause when it does not decode */
@@ -318,17 +431,14 @@ static struct agent_task *load_record(struct agent *a, const char *run_dir, char
 {
 	char *path = xasprintf("%s/task.json", run_dir);
 	char *text = NULL;
-	json_t *rec = NULL;
-	json_error_t err;
+	json_t *rec = NULL, *scratch;
 	struct agent_task *t = NULL;
 	size_t len;
 
 	if (bt_read_file(path, &text, &len, cause) != 0)
 		goto out;
-	if ((rec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err)) == NULL) {
-		*cause = xasprintf("unable to parse '%s': %s", path, err.text);
+	if ((rec = read_journal(path, text, len, cause)) == NULL)
 		goto out;
-	}
 	t = xcalloc(1, sizeof *t);
 	t->agent = a;
 	t->exec_fd = -1;
@@ -349,6 +459,11 @@ static struct agent_task *load_record(struct agent *a, const char *run_dir, char
 		goto out;
 	}
 	record_fields(t, rec);
+	/* the journal holds what was just read; the next checkpoint rewrites it whole */
+	scratch = json_object();
+	changed_members(t, scratch, true);
+	json_decref(scratch);
+	t->ckpt.lines = CKPT_LINES_MAX;
 out:
 	json_decref(rec);
 	free(text);

@@ -2,87 +2,64 @@
  * containerizer.c -- the process containerizer: launching a task.
  *
  * Every task gets a sandbox directory (Mesos's layout, under work_dir),
- * its CommandInfo.uris fetched into it (fetch.c), and a supervisor. The
- * agent forks the supervisor; the supervisor starts its own session,
- * becomes the subreaper of everything the task starts, forks
- * the task and waits for it; then it kills and reaps what is left of the
- * task's process group, writes the exit status atomically to the run's
- * meta dir and exits. The task process
- * starts its own session and process group (so a kill reaches everything
- * it started), takes stdin from /dev/null and appends stdout and stderr to
- * the sandbox, runs in the sandbox with a clean environment (env.c),
- * without core dumps and behind a small seccomp deny-list, and execs
- * "/bin/sh -c <value>" or, with shell=false, the program and its argv.
+ * its CommandInfo.uris fetched into it (fetch.c), and a supervisor: a
+ * butte-supervise process (supervise.c) that the agent starts with
+ * posix_spawn, so that nothing of the agent's own image is copied per
+ * task. The supervisor forks the task, waits for it and writes its exit
+ * status; the task runs in the sandbox with the environment env.c
+ * computes, without core dumps and behind a small seccomp deny-list,
+ * which the agent compiles once at start-up into a BPF program that every
+ * supervisor reads from an inherited memfd.
  *
  * The supervisor is what lets tasks outlive an agent restart without
  * losing their exit status: the task is never the agent's child. A
  * close-on-exec pipe from the supervisor and the task tells the agent the
- * task's pid, and either an exec failure (an errno) or, at EOF, that exec
- * succeeded: TASK_STARTING is sent at fork, TASK_RUNNING at that EOF.
- * Everything a child needs is prepared before fork; the children only
- * make system calls.
+ * task's pid, and either a failed step (an errno) or, at EOF, that exec
+ * succeeded: TASK_STARTING is sent once the supervisor runs, TASK_RUNNING
+ * at that EOF.
  */
 #include "agent.h"
 #include "ids.h"
 #include "log.h"
+#include "supervise.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#define REAP_TRIES      200     /* x 5 ms: how long the supervisor waits for the group */
+#define FILTER_FD_MIN   10      /* the memfd sits above every fd a spawn action names */
 
 extern char **environ;
 
-/* records on the launch pipe; writes of this size are atomic */
-struct pipe_rec {
-	int32_t kind;
-	int32_t stage;
-	int32_t value;
-};
-
-enum { REC_PID = 1, REC_EXEC = 2, REC_SETUP = 3 };
-enum { STAGE_STDIN = 1, STAGE_STDOUT, STAGE_STDERR, STAGE_CHDIR, STAGE_FORK };
-
-/* everything the children need, prepared before fork */
-struct launch_plan {
-	const char *file;
-	char **argv;
-	char **envp;
-	char *stdout_path, *stderr_path;
-	const char *sandbox;
-	const char *run_dir;
-	char *status_path, *status_tmp;
-	int pipe_w;
-	void *seccomp;
-	bool search_path;
-};
+static int start_launcher(struct agent *a);
 
 static const char *const denied_syscalls[] = {
 	"kexec_load", "kexec_file_load", "reboot", "init_module", "finit_module",
 	"delete_module", "swapon", "swapoff",
 };
 
-int agent_containerizer_init(struct agent *a)
+/* the deny-list as a BPF program in a memfd every supervisor inherits; -1 without */
+static int filter_memfd(void)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int fd, high = -1;
 	size_t i;
 
-	agent_docker_init(a);
 	if (ctx == NULL) {
 		log_warn("seccomp is not available; tasks run without a syscall filter");
-		return 0;
+		return -1;
 	}
 	/*
 	 * Syscalls of another architecture are let through rather than killing
@@ -101,10 +78,50 @@ int agent_containerizer_init(struct agent *a)
 		if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0) != 0)
 			log_debug("seccomp: unable to deny '%s'", denied_syscalls[i]);
 	}
-	/* root may load a filter without no_new_privs, so setuid programs keep working */
-	if (geteuid() == 0)
-		seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-	a->seccomp = ctx;
+	fd = memfd_create("butte-seccomp", MFD_CLOEXEC);
+	if (fd < 0 || seccomp_export_bpf(ctx, fd) != 0 ||
+	    (high = fcntl(fd, F_DUPFD_CLOEXEC, FILTER_FD_MIN)) < 0)
+		log_warn("unable to compile the seccomp filter; tasks run without one");
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	return high;
+}
+
+/* <launcher_dir>/butte-supervise; the launcher dir defaults to the agent's own */
+static int find_supervisor(struct agent *a, char **cause)
+{
+	char exe[PATH_MAX], *dir = a->launcher_dir;
+	ssize_t n;
+
+	if (dir == NULL || *dir == '\0') {
+		if ((n = readlink("/proc/self/exe", exe, sizeof exe - 1)) < 0) {
+			*cause = xasprintf("unable to read '/proc/self/exe': %s", strerror(errno));
+			return -1;
+		}
+		exe[n] = '\0';
+		*strrchr(exe, '/') = '\0';
+		dir = exe;
+	}
+	a->supervisor = xasprintf("%s/%s", *dir != '\0' ? dir : "", SUPERVISE_PROGRAM);
+	if (access(a->supervisor, X_OK) != 0) {
+		*cause = xasprintf("unable to use the task supervisor '%s': %s", a->supervisor,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int agent_containerizer_init(struct agent *a, char **cause)
+{
+	agent_docker_init(a);
+	if (find_supervisor(a, cause) != 0)
+		return -1;
+	a->filter_fd = filter_memfd();
+	/* orphans come to the agent: supervisors the launcher could only double-fork */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		log_debug("unable to become a subreaper: %s", strerror(errno));
+	start_launcher(a);
 	return 0;
 }
 
@@ -112,186 +129,15 @@ void agent_containerizer_release(struct agent *a)
 {
 	agent_docker_release(a);
 	agent_fetch_release(a);
-	if (a->seccomp != NULL)
-		seccomp_release(a->seccomp);
-	a->seccomp = NULL;
-}
-
-/* ---- in the children: system calls only ---- */
-
-static void report(int fd, int kind, int stage, int value)
-{
-	struct pipe_rec r = { kind, stage, value };
-	ssize_t n;
-
-	do
-		n = write(fd, &r, sizeof r);
-	while (n < 0 && errno == EINTR);
-}
-
-static void reset_signals(void)
-{
-	struct sigaction sa;
-	sigset_t all;
-	int sig;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &sa, NULL);
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
-static int redirect(const char *path, int flags, int target)
-{
-	int fd = open(path, flags | O_CLOEXEC, 0644);
-
-	if (fd < 0)
-		return -1;
-	if (dup2(fd, target) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static void task_child(const struct launch_plan *p) __attribute__((noreturn));
-static void task_child(const struct launch_plan *p)
-{
-	struct rlimit core = { 0, 0 };
-
-	setsid();
-	reset_signals();
-	if (redirect("/dev/null", O_RDONLY, 0) != 0) {
-		report(p->pipe_w, REC_SETUP, STAGE_STDIN, errno);
-		_exit(127);
-	}
-	if (redirect(p->stdout_path, O_WRONLY | O_CREAT | O_APPEND, 1) != 0) {
-		report(p->pipe_w, REC_SETUP, STAGE_STDOUT, errno);
-		_exit(127);
-	}
-	if (redirect(p->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 2) != 0) {
-		report(p->pipe_w, REC_SETUP, STAGE_STDERR, errno);
-		_exit(127);
-	}
-	if (chdir(p->sandbox) != 0) {
-		report(p->pipe_w, REC_SETUP, STAGE_CHDIR, errno);
-		_exit(127);
-	}
-	setrlimit(RLIMIT_CORE, &core);
-	if (p->seccomp != NULL) {
-		int rc = seccomp_load(p->seccomp);
-		if (rc != 0)
-			dprintf(2, "butte-agent: unable to load the seccomp filter: %s\n",
-			    strerror(-rc));
-	}
-	environ = p->envp;
-	if (p->search_path)
-		execvp(p->file, p->argv);
-	else
-		execve(p->file, p->argv, p->envp);
-	report(p->pipe_w, REC_EXEC, 0, errno);
-	_exit(127);
-}
-
-static volatile sig_atomic_t supervised_pid;
-
-static void forward_term(int sig)
-{
-	if (supervised_pid > 0)
-		killpg(supervised_pid, SIGTERM);
-}
-
-static void write_status(const struct launch_plan *p, const char *text)
-{
-	int fd = open(p->status_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	if (fd < 0)
-		return;
-	if (write(fd, text, strlen(text)) < 0 || fsync(fd) != 0) {
-		close(fd);
-		return;
-	}
-	close(fd);
-	rename(p->status_tmp, p->status_path);
-}
-
-/* whatever the task left behind in its process group goes with it */
-static void reap_group(pid_t pgid)
-{
-	struct timespec pause = { 0, 5 * 1000 * 1000 };
-	int i;
-
-	killpg(pgid, SIGKILL);
-	for (i = 0; i < REAP_TRIES; i++) {
-		pid_t r;
-		while ((r = waitpid(-1, NULL, WNOHANG)) > 0)
-			;
-		if (r < 0 || killpg(pgid, 0) != 0)
-			break;
-		nanosleep(&pause, NULL);
-	}
-}
-
-static void supervise(const struct launch_plan *p) __attribute__((noreturn));
-static void supervise(const struct launch_plan *p)
-{
-	struct sigaction sa;
-	char text[64];
-	pid_t pid;
-	int st, null;
-
-	setsid();
-	reset_signals();
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	if (p->pipe_w > 3)
-		close_range(3, (unsigned)p->pipe_w - 1, 0);
-	close_range((unsigned)p->pipe_w + 1, ~0U, 0);
-	null = open("/dev/null", O_RDWR);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		if (null > 2)
-			close(null);
-	}
-	/* hold no sandbox as cwd: the supervisor is not a task process */
-	(void)chdir("/");
-	prctl(PR_SET_NAME, "butte-supervise");
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = forward_term;
-	sigaction(SIGTERM, &sa, NULL);
-
-	pid = fork();
-	if (pid < 0) {
-		report(p->pipe_w, REC_SETUP, STAGE_FORK, errno);
-		_exit(1);
-	}
-	if (pid == 0)
-		task_child(p);
-	supervised_pid = pid;
-	report(p->pipe_w, REC_PID, 0, pid);
-	close(p->pipe_w);
-	/* as subreaper, orphans of the task are ours: reap them on the way */
-	for (;;) {
-		pid_t r = waitpid(-1, &st, 0);
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			_exit(1);
-	}
-	reap_group(pid);
-	if (WIFEXITED(st))
-		snprintf(text, sizeof text, "exited %d\n", WEXITSTATUS(st));
-	else
-		snprintf(text, sizeof text, "signaled %d\n", WTERMSIG(st));
-	write_status(p, text);
-	_exit(0);
+	/* at EOF the launcher exits; supervisors are the agent's own children */
+	if (a->launcher_fd >= 0)
+		close(a->launcher_fd);
+	a->launcher_fd = -1;
+	if (a->filter_fd >= 0)
+		close(a->filter_fd);
+	a->filter_fd = -1;
+	free(a->supervisor);
+	a->supervisor = NULL;
 }
 
 /* ---- in the agent ---- */
@@ -310,45 +156,46 @@ static bool valid_id(const char *id)
 	return true;
 }
 
-static void plan_release(struct launch_plan *p)
-{
-	agent_strv_free(p->argv);
-	agent_strv_free(p->envp);
-	free(p->stdout_path);
-	free(p->stderr_path);
-	free(p->status_path);
-	free(p->status_tmp);
-}
-
-static void plan_init(struct launch_plan *p, struct agent_task *t)
+/* the supervisor's argv for t, as supervise.h lays it out; agent_strv_free() it */
+static char **supervisor_argv(struct agent_task *t)
 {
 	const Mesos__V1__CommandInfo *cmd = t->info->command;
-	size_t i;
+	bool shell = !cmd->has_shell || cmd->shell;
+	size_t nargs = shell ? 3 : cmd->n_arguments > 0 ? cmd->n_arguments : 1;
+	char **env = agent_task_env(t), **v, opts[4], *o = opts;
+	size_t nenv = 0, i, k = 0;
 
-	memset(p, 0, sizeof *p);
-	p->sandbox = t->sandbox;
-	p->run_dir = t->run_dir;
-	p->seccomp = t->agent->seccomp;
-	p->stdout_path = xasprintf("%s/stdout", t->sandbox);
-	p->stderr_path = xasprintf("%s/stderr", t->sandbox);
-	p->status_path = xasprintf("%s/exit_status", t->run_dir);
-	p->status_tmp = xasprintf("%s/exit_status.tmp", t->run_dir);
-	p->envp = agent_task_env(t);
-	if (!cmd->has_shell || cmd->shell) {
-		p->file = "/bin/sh";
-		p->argv = xcalloc(4, sizeof *p->argv);
-		p->argv[0] = xstrdup("sh");
-		p->argv[1] = xstrdup("-c");
-		p->argv[2] = xstrdup(cmd->value != NULL ? cmd->value : "");
-		return;
+	while (env[nenv] != NULL)
+		nenv++;
+	if (!shell && strchr(cmd->value, '/') == NULL)
+		*o++ = 'p';
+	if (t->agent->filter_fd >= 0) {
+		*o++ = 'f';
+		/* root may load a filter without no_new_privs, so setuid programs keep working */
+		if (geteuid() != 0)
+			*o++ = 'n';
 	}
-	p->file = cmd->value;
-	p->search_path = strchr(cmd->value, '/') == NULL;
-	p->argv = xcalloc(cmd->n_arguments + 2, sizeof *p->argv);
-	if (cmd->n_arguments == 0)
-		p->argv[0] = xstrdup(cmd->value);
-	for (i = 0; i < cmd->n_arguments; i++)
-		p->argv[i] = xstrdup(cmd->arguments[i]);
+	*o = '\0';
+	v = xcalloc(SUPERVISE_ARGV_FIXED + nargs + nenv + 1, sizeof *v);
+	v[k++] = xstrdup(SUPERVISE_PROGRAM);
+	v[k++] = xstrdup(t->sandbox);
+	v[k++] = xstrdup(t->run_dir);
+	v[k++] = xstrdup(opts);
+	v[k++] = xstrdup(shell ? "/bin/sh" : cmd->value);
+	v[k++] = xasprintf("%zu", nargs);
+	if (shell) {
+		v[k++] = xstrdup("sh");
+		v[k++] = xstrdup("-c");
+		v[k++] = xstrdup(cmd->value != NULL ? cmd->value : "");
+	} else if (cmd->n_arguments == 0) {
+		v[k++] = xstrdup(cmd->value);
+	}
+	for (i = 0; !shell && i < cmd->n_arguments; i++)
+		v[k++] = xstrdup(cmd->arguments[i]);
+	for (i = 0; i < nenv; i++)
+		v[k++] = env[i];
+	free(env);
+	return v;
 }
 
 /* why a task cannot run here, or NULL */
@@ -380,8 +227,8 @@ static void make_dirs(struct agent_task *t, char **cause)
 	runs = xstrdup(t->sandbox);
 	*strrchr(runs, '/') = '\0';
 	latest = xasprintf("%s/latest", runs);
-	unlink(latest);
-	if (symlink(t->container_id, latest) != 0)
+	if (symlink(t->container_id, latest) != 0 && errno == EEXIST && unlink(latest) == 0 &&
+	    symlink(t->container_id, latest) != 0)
 		log_debug("unable to link '%s': %s", latest, strerror(errno));
 	free(latest);
 	free(runs);
@@ -418,47 +265,161 @@ static void launch_failed(struct agent_task *t, const char *why, int reason)
 	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_FAILED, why, reason);
 }
 
-static void fork_supervisor(struct agent_task *t)
+/* posix_spawn butte-supervise with fd on fd 3 and the filter on fd 4; an errno or 0 */
+static int spawn(struct agent *a, char *const argv[], int fd, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	int err;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+	posix_spawn_file_actions_adddup2(&fa, 0, 1);
+	posix_spawn_file_actions_adddup2(&fa, 0, 2);
+	/* fd > 2 and the filter fd >= FILTER_FD_MIN, so neither dup2 undoes the other */
+	posix_spawn_file_actions_adddup2(&fa, fd, SUPERVISE_PIPE_FD);
+	if (a->filter_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, a->filter_fd, SUPERVISE_FILTER_FD);
+	err = posix_spawn(pid, a->supervisor, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	return err;
+}
+
+/* the launcher, a child of the agent reading requests from a socketpair */
+static int start_launcher(struct agent *a)
+{
+	char *const argv[] = { SUPERVISE_PROGRAM, SUPERVISE_LAUNCHER_ARG, NULL };
+	int sv[2], bufsize = 4 << 20, err;      /* a LAUNCH of hundreds of tasks fits */
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_warn("unable to create the launcher's socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
+	err = spawn(a, argv, sv[1], &pid);
+	close(sv[1]);
+	if (err != 0) {
+		log_warn("unable to start the task launcher '%s': %s", a->supervisor, strerror(err));
+		close(sv[0]);
+		return -1;
+	}
+	evutil_make_socket_nonblocking(sv[0]);
+	a->launcher_fd = sv[0];
+	a->launcher_pid = pid;
+	log_debug("task launcher started (pid %d)", (int)pid);
+	return 0;
+}
+
+/* argv to the launcher with the launch pipe; 0 when the request left */
+static int launcher_request(struct agent *a, char **argv, int pipe_w)
+{
+	union {
+		struct cmsghdr hdr;
+		char space[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg;
+	struct iovec iov;
+	size_t len = 0, i, n;
+	char *buf;
+	ssize_t sent;
+
+	if (a->launcher_fd < 0 && (a->launcher_failed || start_launcher(a) != 0)) {
+		a->launcher_failed = true;
+		return -1;
+	}
+	for (i = 0; argv[i] != NULL; i++)
+		len += strlen(argv[i]) + 1;
+	if (len > SUPERVISE_REQUEST_MAX)
+		return -1;
+	buf = xmalloc(len);
+	for (i = 0, len = 0; argv[i] != NULL; i++, len += n)
+		memcpy(buf + len, argv[i], (n = strlen(argv[i]) + 1));
+	iov.iov_base = buf;
+	iov.iov_len = len;
+	memset(&msg, 0, sizeof msg);
+	memset(&ctl, 0, sizeof ctl);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.space;
+	msg.msg_controllen = sizeof ctl.space;
+	CMSG_FIRSTHDR(&msg)->cmsg_level = SOL_SOCKET;
+	CMSG_FIRSTHDR(&msg)->cmsg_type = SCM_RIGHTS;
+	CMSG_FIRSTHDR(&msg)->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&msg)), &pipe_w, sizeof(int));
+	sent = sendmsg(a->launcher_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	free(buf);
+	if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EMSGSIZE) {
+		/* the launcher is gone; the next launch starts another */
+		log_warn("the task launcher does not take requests: %s", strerror(errno));
+		close(a->launcher_fd);
+		a->launcher_fd = -1;
+	}
+	return sent == (ssize_t)len ? 0 : -1;
+}
+
+bool agent_launcher_reaped(struct agent *a, pid_t pid)
+{
+	if (pid <= 0 || pid != a->launcher_pid)
+		return false;
+	log_warn("the task launcher (pid %d) has ended", (int)pid);
+	a->launcher_pid = 0;
+	if (a->launcher_fd >= 0)
+		close(a->launcher_fd);
+	a->launcher_fd = -1;
+	return true;
+}
+
+/*
+ * A supervisor for t: through the launcher, or spawned on its own when the
+ * launcher cannot take the request. The supervisor announces itself on
+ * the launch pipe, which is where TASK_STARTING comes from.
+ */
+static void start_supervisor(struct agent_task *t)
 {
 	struct agent *a = t->agent;
-	struct launch_plan plan;
-	int fds[2];
+	char **argv = supervisor_argv(t);
+	int fds[2], err = 0;
 	pid_t pid;
 	char *why;
 
-	plan_init(&plan, t);
 	if (pipe2(fds, O_CLOEXEC) != 0) {
 		why = xasprintf("unable to create a pipe: %s", strerror(errno));
 		goto fail;
 	}
-	plan.pipe_w = fds[1];
-	agent_checkpoint_task(t);
-	pid = fork();
-	if (pid < 0) {
-		why = xasprintf("unable to fork: %s", strerror(errno));
+	if (launcher_request(a, argv, fds[1]) != 0)
+		err = spawn(a, argv, fds[1], &pid);
+	close(fds[1]);
+	if (err != 0) {
+		why = xasprintf("unable to start the supervisor '%s': %s", a->supervisor,
+		    strerror(err));
 		close(fds[0]);
-		close(fds[1]);
 		goto fail;
 	}
-	if (pid == 0)
-		supervise(&plan);
-	close(fds[1]);
+	agent_strv_free(argv);
 	evutil_make_socket_nonblocking(fds[0]);
 	t->exec_fd = fds[0];
 	t->exec_ev = event_new(a->base, fds[0], EV_READ | EV_PERSIST, agent_exec_pipe_cb, t);
 	event_add(t->exec_ev, NULL);
+	return;
+fail:
+	agent_strv_free(argv);
+	launch_failed(t, why, MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED);
+	free(why);
+}
+
+/* the supervisor announced itself: record it, then TASK_STARTING */
+static void supervisor_started(struct agent_task *t, pid_t pid)
+{
 	t->supervisor_pid = pid;
 	t->child = true;
 	agent_proc_start_time(pid, &t->supervisor_start);
 	log_info("launched task '%s' of framework '%s' (supervisor %d) in '%s'", t->task_id,
 	    t->framework_id, (int)pid, t->sandbox);
-	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_STARTING, NULL, -1);
-	plan_release(&plan);
-	return;
-fail:
-	plan_release(&plan);
-	launch_failed(t, why, MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED);
-	free(why);
+	/* the first checkpoint naming the supervisor goes before the update */
+	if (t->state == MESOS__V1__TASK_STATE__TASK_STAGING)
+		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_STARTING, NULL, -1);
+	else
+		agent_checkpoint_task(t);
 }
 
 static void launch_one(struct agent *a, Mesos__V1__FrameworkInfo *fw,
@@ -501,7 +462,7 @@ void agent_launch_fetched(struct agent_task *t)
 	if (agent_docker_wanted(t->info))
 		agent_docker_launch(t);
 	else
-		fork_supervisor(t);
+		start_supervisor(t);
 }
 
 void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch)
@@ -529,13 +490,16 @@ void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch)
 char *agent_launch_error(const struct agent_task *t)
 {
 	static const char *const stages[] = {
-		[STAGE_STDIN] = "open /dev/null", [STAGE_STDOUT] = "open the sandbox's stdout",
-		[STAGE_STDERR] = "open the sandbox's stderr", [STAGE_CHDIR] = "enter the sandbox",
-		[STAGE_FORK] = "fork the task",
+		[SUPERVISE_STAGE_STDIN] = "open /dev/null",
+		[SUPERVISE_STAGE_STDOUT] = "open the sandbox's stdout",
+		[SUPERVISE_STAGE_STDERR] = "open the sandbox's stderr",
+		[SUPERVISE_STAGE_CHDIR] = "enter the sandbox",
+		[SUPERVISE_STAGE_FORK] = "fork the task",
+		[SUPERVISE_STAGE_ARGS] = "read the supervisor's arguments",
 	};
 	const Mesos__V1__CommandInfo *cmd = t->info->command;
 
-	if (t->setup_stage > 0 && t->setup_stage <= STAGE_FORK)
+	if (t->setup_stage > 0 && t->setup_stage <= SUPERVISE_STAGE_MAX)
 		return xasprintf("unable to %s: %s", stages[t->setup_stage],
 		    strerror(t->exec_errno));
 	return xasprintf("failed to execute '%s': %s",
@@ -545,7 +509,7 @@ char *agent_launch_error(const struct agent_task *t)
 /* read launch pipe records; returns 1 at EOF, 0 when more may come */
 int agent_exec_pipe_read(struct agent_task *t)
 {
-	struct pipe_rec r;
+	struct supervise_rec r;
 	ssize_t n;
 
 	for (;;) {
@@ -556,14 +520,17 @@ int agent_exec_pipe_read(struct agent_task *t)
 			return 0;
 		if (n != (ssize_t)sizeof r)
 			return 1;
-		if (r.kind == REC_PID) {
+		if (r.kind == SUPERVISE_REC_SUPERVISOR) {
+			if (t->supervisor_pid <= 0 && r.value > 0)
+				supervisor_started(t, r.value);
+		} else if (r.kind == SUPERVISE_REC_PID) {
 			t->task_pid = r.value;
 			agent_checkpoint_task(t);
 			if (t->killing)
 				killpg(t->task_pid, SIGTERM);
-		} else if (r.kind == REC_EXEC || r.kind == REC_SETUP) {
+		} else if (r.kind == SUPERVISE_REC_EXEC || r.kind == SUPERVISE_REC_SETUP) {
 			t->exec_errno = r.value;
-			t->setup_stage = r.kind == REC_SETUP ? r.stage : 0;
+			t->setup_stage = r.kind == SUPERVISE_REC_SETUP ? r.stage : 0;
 			if (t->exec_errno == 0)
 				t->exec_errno = EIO;
 		}

@@ -209,8 +209,8 @@ static char *duration_text(double s)
 
 	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
 		double n = s / units[i].seconds;
-		if (n >= 1 && fabs(n - nearbyint(n)) < 1e-9 * n)
-			return xasprintf("%.0f%s", nearbyint(n), units[i].unit);
+		if (n >= 1 && n < 1e15 && fabs(n - (double)bt_round(n)) < 1e-9 * n)
+			return xasprintf("%lld%s", (long long)bt_round(n), units[i].unit);
 	}
 	return xasprintf("%gsecs", s);
 }

@@ -30,6 +30,7 @@
  * while the agent is disconnected from the master.
  */
 #include "agent.h"
+#include "child.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -321,17 +322,10 @@ static void command_child(const struct agent_task *t, char **argv, char **envp)
     __attribute__((noreturn));
 static void command_child(const struct agent_task *t, char **argv, char **envp)
 {
-	struct sigaction sa;
-	sigset_t none;
-	int sig, null;
+	int null;
 
 	setsid();
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	bt_child_reset_signals();
 	null = open("/dev/null", O_RDWR);
 	if (null >= 0) {
 		dup2(null, 0);

@@ -66,6 +66,8 @@ static struct bt_flag *table_new(struct agent *a)
 		    "the Docker engine's Unix socket (with --containerizers=docker,...)" },
 		{ "isolation", BT_FLAG_STRING, &a->isolation, "posix/cpu,posix/mem",
 		    "isolators (informational; tasks always get rlimits and seccomp)" },
+		{ "launcher_dir", BT_FLAG_STRING, &a->launcher_dir, NULL,
+		    "where butte-supervise is (default: the directory of butte-agent)" },
 		{ "simulate", BT_FLAG_INT, &a->simulate, "0",
 		    "run this many simulated agents (sim-<i>) that report tasks RUNNING "
 		    "without starting them (for benchmarks)" },
@@ -307,6 +309,7 @@ static void teardown(struct agent *a)
 	free(a->endpoint);
 	free(a->advertise_ip);
 	free(a->agent_id);
+	free(a->boot_id);
 	if (a->base != NULL)
 		event_base_free(a->base);
 	if (a->lock_fd >= 0)
@@ -334,6 +337,8 @@ int main(int argc, char **argv)
 	keep_std_fds_open();
 	memset(a, 0, sizeof *a);
 	a->lock_fd = -1;
+	a->filter_fd = -1;
+	a->launcher_fd = -1;
 	TAILQ_INIT(&a->tasks);
 	bt_map_init_borrowed(&a->task_index);
 	TAILQ_INIT(&a->graveyard);
@@ -356,7 +361,8 @@ int main(int argc, char **argv)
 	a->base = event_base_new();
 	a->graveyard_ev = event_new(a->base, -1, 0, graveyard_cb, a);
 	setup_signals(a);
-	if (agent_checkpoint_init(a, &cause) != 0 || agent_http_init(a, &cause) != 0) {
+	if (agent_checkpoint_init(a, &cause) != 0 || agent_http_init(a, &cause) != 0 ||
+	    agent_containerizer_init(a, &cause) != 0) {
 		fprintf(stderr, "butte-agent: %s\n", cause);
 		log_error("%s", cause);
 		goto out;
@@ -366,7 +372,6 @@ int main(int argc, char **argv)
 	a->advertise_ip = advertise_ip(a);
 	a->endpoint = xasprintf("%s:%d", strcmp(a->ip, "0.0.0.0") == 0 ? a->hostname : a->ip,
 	    a->port);
-	agent_containerizer_init(a);
 	a->client = bt_http_client_new(a->base);
 	a->link = agent_link_new(a);
 	{

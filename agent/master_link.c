@@ -11,6 +11,12 @@
  * b starting at --registration_backoff_factor and doubling up to one
  * minute, reset by SUBSCRIBED. Resubscription always runs from a timer,
  * never inside a callback of the stream being replaced.
+ *
+ * Updates produced in one turn of the loop (a LAUNCH of many tasks, a
+ * record of acknowledgements) leave together in one UPDATE call: each is
+ * packed at once as an AgentCall holding only that entry of `updates`,
+ * and protobuf's rule that concatenated encodings merge (repeated fields
+ * append) makes the header plus those pieces one AgentCall.
  */
 #include "agent.h"
 #include "http_client.h"
@@ -52,6 +58,9 @@ struct agent_link {
 	char *master_hostname;
 	struct event *subscribe_ev;
 	struct event *watchdog_ev;
+	struct event *flush_ev;         /* sends the batch of updates, once per loop turn */
+	uint8_t *batch;                 /* packed AgentCall pieces, one per update */
+	size_t batch_len, batch_cap;
 	TAILQ_HEAD(, link_call) calls;
 };
 
@@ -83,6 +92,8 @@ static void link_lost(struct agent_link *l, const char *why)
 	free(l->stream_id);
 	l->stream_id = NULL;
 	l->state = LINK_IDLE;
+	/* unsent updates go again after the next SUBSCRIBED (updates.c) */
+	l->batch_len = 0;
 	evtimer_del(l->watchdog_ev);
 	schedule_subscribe(l);
 }
@@ -130,7 +141,8 @@ static void call_done_cb(struct bt_http_call *call, int status, const char *body
 	}
 }
 
-static void post_call(struct agent_link *l, Butte__AgentCall *call, const char *what)
+/* POST an AgentCall's bytes on the current stream */
+static void post_bytes(struct agent_link *l, const uint8_t *buf, size_t len, const char *what)
 {
 	struct agent *a = l->agent;
 	struct bt_http_request_opts o = { 0 };
@@ -139,10 +151,7 @@ static void post_call(struct agent_link *l, Butte__AgentCall *call, const char *
 	char *sid = xasprintf("Mesos-Stream-Id: %s", l->stream_id != NULL ? l->stream_id : "");
 	const char *headers[] = { "Content-Type: application/x-protobuf",
 	    "Accept: application/x-protobuf", sid, NULL };
-	size_t len = butte__agent_call__get_packed_size(call);
-	uint8_t *buf = xmalloc(len + 1);
 
-	butte__agent_call__pack(call, buf);
 	c = xcalloc(1, sizeof *c);
 	c->link = l;
 	c->gen = l->gen;
@@ -157,30 +166,74 @@ static void post_call(struct agent_link *l, Butte__AgentCall *call, const char *
 	o.on_done = call_done_cb;
 	o.arg = c;
 	bt_http_request(a->call_client != NULL ? a->call_client : a->client, &o);
-	free(buf);
 	free(sid);
 	free(url);
+}
+
+/* append a packed AgentCall to *buf at *len, growing *cap */
+static void pack_append(Butte__AgentCall *call, uint8_t **buf, size_t *len, size_t *cap)
+{
+	size_t n = butte__agent_call__get_packed_size(call);
+
+	if (*len + n > *cap) {
+		*cap = (*len + n) * 2;
+		*buf = xrealloc(*buf, *cap);
+	}
+	butte__agent_call__pack(call, *buf + *len);
+	*len += n;
+}
+
+static void post_call(struct agent_link *l, Butte__AgentCall *call, const char *what)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	pack_append(call, &buf, &len, &cap);
+	post_bytes(l, buf, len, what);
+	free(buf);
+}
+
+/* the updates of this loop turn: the header, then the pieces in the batch */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent_link *l = arg;
+	Butte__AgentCall call = BUTTE__AGENT_CALL__INIT;
+	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+	uint8_t *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (l->batch_len == 0 || l->state != LINK_SUBSCRIBED)
+		return;
+	aid.value = l->agent->agent_id;
+	call.agent_id = &aid;
+	call.has_type = true;
+	call.type = BUTTE__AGENT_CALL__TYPE__UPDATE;
+	pack_append(&call, &buf, &len, &cap);
+	buf = xrealloc(buf, len + l->batch_len);
+	memcpy(buf + len, l->batch, l->batch_len);
+	post_bytes(l, buf, len + l->batch_len, "UPDATE");
+	l->batch_len = 0;
+	free(buf);
 }
 
 void agent_link_send_update(struct agent_link *l, const char *framework_id,
     Mesos__V1__TaskStatus *status)
 {
-	Butte__AgentCall call = BUTTE__AGENT_CALL__INIT;
+	Butte__AgentCall piece = BUTTE__AGENT_CALL__INIT;
 	Butte__AgentCall__Update up = BUTTE__AGENT_CALL__UPDATE__INIT;
-	Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+	Butte__AgentCall__Update *ups[1] = { &up };
 	Mesos__V1__FrameworkID fid = MESOS__V1__FRAMEWORK_ID__INIT;
 
 	if (l->state != LINK_SUBSCRIBED)
 		return;
-	aid.value = l->agent->agent_id;
 	fid.value = (char *)framework_id;
 	up.framework_id = &fid;
 	up.status = status;
-	call.agent_id = &aid;
-	call.has_type = true;
-	call.type = BUTTE__AGENT_CALL__TYPE__UPDATE;
-	call.update = &up;
-	post_call(l, &call, "UPDATE");
+	piece.n_updates = 1;
+	piece.updates = ups;
+	if (l->batch_len == 0)
+		event_active(l->flush_ev, EV_TIMEOUT, 0);
+	pack_append(&piece, &l->batch, &l->batch_len, &l->batch_cap);
 }
 
 static void send_pong(struct agent_link *l)
@@ -534,6 +587,7 @@ struct agent_link *agent_link_new(struct agent *a)
 	bt_recordio_init(&l->rio, MAX_RECORD);
 	l->subscribe_ev = evtimer_new(a->base, subscribe_cb, l);
 	l->watchdog_ev = evtimer_new(a->base, watchdog_cb, l);
+	l->flush_ev = event_new(a->base, -1, 0, flush_cb, l);
 	TAILQ_INIT(&l->calls);
 	return l;
 }
@@ -556,6 +610,8 @@ void agent_link_free(struct agent_link *l)
 	}
 	event_free(l->subscribe_ev);
 	event_free(l->watchdog_ev);
+	event_free(l->flush_ev);
+	free(l->batch);
 	bt_recordio_release(&l->rio);
 	free(l->stream_id);
 	free(l->master_hostname);

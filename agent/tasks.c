@@ -116,6 +116,14 @@ static void pipe_eof(struct agent_task *t)
 	close_pipe(t);
 	if (bt_task_state_terminal(t->state))
 		return;
+	if (t->supervisor_pid <= 0) {
+		t->ended = true;
+		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_FAILED,
+		    "the task's supervisor did not start",
+		    MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED);
+		agent_task_maybe_remove(t);
+		return;
+	}
 	if (t->exec_errno != 0) {
 		char *why = agent_launch_error(t);
 		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_FAILED, why,
@@ -207,6 +215,35 @@ static void supervisor_ended(struct agent_task *t)
 	agent_task_maybe_remove(t);
 }
 
+static struct agent_task *find_supervised(struct agent *a, pid_t pid)
+{
+	struct agent_task *t;
+
+	TAILQ_FOREACH(t, &a->tasks, entry) {
+		if (t->child && t->supervisor_pid == pid)
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * The task a reaped supervisor ran. A supervisor announces itself on its
+ * launch pipe before anything else, so one the agent has not heard of yet
+ * is found by reading the pipes of tasks still waiting for theirs.
+ */
+static struct agent_task *reaped_task(struct agent *a, pid_t pid)
+{
+	struct agent_task *t = find_supervised(a, pid);
+
+	if (t != NULL)
+		return t;
+	TAILQ_FOREACH(t, &a->tasks, entry) {
+		if (t->supervisor_pid <= 0 && t->exec_fd >= 0)
+			agent_exec_pipe_read(t);
+	}
+	return find_supervised(a, pid);
+}
+
 void agent_reap_children(struct agent *a)
 {
 	struct agent_task *t;
@@ -214,12 +251,10 @@ void agent_reap_children(struct agent *a)
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		TAILQ_FOREACH(t, &a->tasks, entry) {
-			if (t->child && t->supervisor_pid == pid)
-				break;
-		}
+		t = reaped_task(a, pid);
 		if (t == NULL) {
-			if (agent_health_reaped(a, pid, st) || agent_fetch_reaped(a, pid, st))
+			if (agent_launcher_reaped(a, pid) || agent_health_reaped(a, pid, st) ||
+			    agent_fetch_reaped(a, pid, st))
 				continue;
 			log_debug("reaped process %d", (int)pid);
 			continue;

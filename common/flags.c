@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "flags.h"
+#include "util.h"
 #include "xmalloc.h"
 
 static const struct {
@@ -106,8 +107,8 @@ static char *duration_format(double seconds)
 		return xstrdup("0secs");
 	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
 		double n = seconds / units[i].seconds;
-		if (n >= 1 && fabs(n - nearbyint(n)) < 1e-9 * n)
-			return xasprintf("%.0f%s", nearbyint(n), units[i].unit);
+		if (n >= 1 && n < 1e15 && fabs(n - (double)bt_round(n)) < 1e-9 * n)
+			return xasprintf("%lld%s", (long long)bt_round(n), units[i].unit);
 	}
 	return xasprintf("%gsecs", seconds);
 }

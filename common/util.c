@@ -77,6 +77,11 @@ struct timeval bt_timeval(double seconds)
 	return tv;
 }
 
+int64_t bt_round(double x)
+{
+	return (int64_t)(x >= 0 ? x + 0.5 : x - 0.5);
+}
+
 bool bt_str_has_prefix(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -100,11 +105,29 @@ static int fsync_dir_of(const char *path)
 	return 0;
 }
 
+/* all of data to fd; -1 with cause naming path */
+static int write_all(int fd, const char *path, const void *data, size_t len, char **cause)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*cause = xasprintf("unable to write '%s': %s", path, strerror(errno));
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int write_file(const char *path, const void *data, size_t len, bool durable,
     char **cause)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
-	const char *p = data;
 	int fd = -1, rc = -1;
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -112,17 +135,8 @@ static int write_file(const char *path, const void *data, size_t len, bool durab
 		*cause = xasprintf("unable to create '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*cause = xasprintf("unable to write '%s': %s", tmp, strerror(errno));
-			goto out;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	if (write_all(fd, tmp, data, len, cause) != 0)
+		goto out;
 	if (durable && fsync(fd) != 0) {
 		*cause = xasprintf("unable to sync '%s': %s", tmp, strerror(errno));
 		goto out;
@@ -153,6 +167,20 @@ int bt_write_file_atomic(const char *path, const void *data, size_t len, char **
 int bt_write_file_replace(const char *path, const void *data, size_t len, char **cause)
 {
 	return write_file(path, data, len, false, cause);
+}
+
+int bt_append_file(const char *path, const void *data, size_t len, char **cause)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	int rc;
+
+	if (fd < 0) {
+		*cause = xasprintf("unable to open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	rc = write_all(fd, path, data, len, cause);
+	close(fd);
+	return rc;
 }
 
 int bt_read_file(const char *path, char **data, size_t *len, char **cause)
@@ -192,27 +220,25 @@ int bt_read_file(const char *path, char **data, size_t *len, char **cause)
 	return 0;
 }
 
+/* mkdir -p from the leaf up: an existing parent costs one call */
 int bt_mkdirs(const char *path, int mode, char **cause)
 {
-	char *copy = xstrdup(path);
-	char *p;
-	int rc = 0;
+	char *parent, *slash;
+	int rc;
 
-	for (p = copy + 1; ; p++) {
-		if (*p == '/' || *p == '\0') {
-			char saved = *p;
-			*p = '\0';
-			if (mkdir(copy, (mode_t)mode) != 0 && errno != EEXIST) {
-				*cause = xasprintf("unable to create '%s': %s", copy, strerror(errno));
-				rc = -1;
-				break;
-			}
-			*p = saved;
-			if (saved == '\0')
-				break;
-		}
+	if (mkdir(path, (mode_t)mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT || (slash = strrchr(path, '/')) == NULL || slash == path) {
+		*cause = xasprintf("unable to create '%s': %s", path, strerror(errno));
+		return -1;
 	}
-	free(copy);
+	parent = xstrndup(path, (size_t)(slash - path));
+	rc = bt_mkdirs(parent, mode, cause);
+	free(parent);
+	if (rc == 0 && mkdir(path, (mode_t)mode) != 0 && errno != EEXIST) {
+		*cause = xasprintf("unable to create '%s': %s", path, strerror(errno));
+		rc = -1;
+	}
 	return rc;
 }
 

@@ -18,6 +18,12 @@ int bt_time_parse_iso8601(const char *s, double *t);
 /* a struct timeval for event_add() from seconds */
 struct timeval bt_timeval(double seconds);
 
+/*
+ * x to the nearest integer, halves away from zero, as llround() does, for
+ * |x| < 2^52; here so that a program needing no other maths links no libm
+ */
+int64_t bt_round(double x);
+
 bool bt_str_has_prefix(const char *s, const char *prefix);
 bool bt_str_has_suffix(const char *s, const char *suffix);
 
@@ -29,6 +35,8 @@ int bt_write_file_atomic(const char *path, const void *data, size_t len, char **
  * the machine's (for records that mean nothing after a reboot).
  */
 int bt_write_file_replace(const char *path, const void *data, size_t len, char **cause);
+/* append data to a file, creating it when missing (no fsync); -1 with cause */
+int bt_append_file(const char *path, const void *data, size_t len, char **cause);
 /* read a whole file (NUL-terminated); caller frees; -1 with cause */
 int bt_read_file(const char *path, char **data, size_t *len, char **cause);
 /* mkdir -p */

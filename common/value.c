@@ -1,7 +1,7 @@
 /*
  * value.c -- Mesos values: fixed-point scalars, ranges, sets and text.
  *
- * Scalars are integer thousandths (llround(v * 1000)), bounded so that a
+ * Scalars are integer thousandths (v * 1000 rounded), bounded so that a
  * formatted scalar always parses back to the same number; range bounds
  * read from text or protobuf are at most INT64_MAX, so that every form
  * (text, JSON, protobuf) can carry them. Ranges live in
@@ -12,6 +12,7 @@
  * without releasing it first (it is treated as uninitialised storage);
  * a failed parse leaves an empty, initialised value behind.
  */
+#include "util.h"
 #include "value.h"
 #include "xmalloc.h"
 
@@ -37,7 +38,7 @@ int64_t bt_scalar_from_double(double v)
 		return SCALAR_LIMIT;
 	if (v <= -SCALAR_MAX_UNITS)
 		return -SCALAR_LIMIT;
-	return llround(v * 1000.0);
+	return bt_round(v * 1000.0);
 }
 
 double bt_scalar_to_double(int64_t milli)

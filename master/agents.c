@@ -592,11 +592,33 @@ static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte_
 	master_allocate_soon(m);
 }
 
+static bool update_valid(const Butte__AgentCall__Update *u)
+{
+	return u->status != NULL && u->framework_id != NULL;
+}
+
+/* an UPDATE holds at least one status, each with its framework */
+static bool updates_valid(const Butte__AgentCall *call)
+{
+	size_t i;
+
+	if (call->update == NULL && call->n_updates == 0)
+		return false;
+	if (call->update != NULL && !update_valid(call->update))
+		return false;
+	for (i = 0; i < call->n_updates; i++) {
+		if (!update_valid(call->updates[i]))
+			return false;
+	}
+	return true;
+}
+
 /* UPDATE and HEARTBEAT: the caller must hold the agent's current stream */
 static void agent_call(struct master *m, struct evhttp_request *req, Butte__AgentCall *call)
 {
 	const char *sid = bt_http_header(req, "Mesos-Stream-Id");
 	struct master_agent *a;
+	size_t i;
 
 	if (call->agent_id == NULL || call->agent_id->value == NULL) {
 		bt_http_error(req, 400, "expecting 'agent_id' to be present");
@@ -618,14 +640,17 @@ static void agent_call(struct master *m, struct evhttp_request *req, Butte__Agen
 		return;
 	}
 	a->heard = true;
+	if (call->type == BUTTE__AGENT_CALL__TYPE__UPDATE && !updates_valid(call)) {
+		bt_http_error(req, 400, "expecting 'update' or 'updates' to be present");
+		return;
+	}
 	if (call->type == BUTTE__AGENT_CALL__TYPE__UPDATE) {
-		if (call->update == NULL || call->update->status == NULL ||
-		    call->update->framework_id == NULL) {
-			bt_http_error(req, 400, "expecting 'update' to be present");
-			return;
-		}
-		master_task_status_update(a, call->update->framework_id->value,
-		    call->update->status);
+		if (call->update != NULL)
+			master_task_status_update(a, call->update->framework_id->value,
+			    call->update->status);
+		for (i = 0; i < call->n_updates; i++)
+			master_task_status_update(a, call->updates[i]->framework_id->value,
+			    call->updates[i]->status);
 	}
 	bt_http_reply(req, 202, NULL, NULL, 0);
 }

@@ -1,6 +1,6 @@
 # mk/ppc64le.mk -- butte for OpenPower (ppc64le), built and tested on x86_64.
 #
-#   make ppc64le          the four binaries, the unit tests and the fuzz replayers
+#   make ppc64le          the five binaries, the unit tests and the fuzz replayers
 #                         for ppc64le in build-ppc64le/, with powerpc64le-linux-gnu-gcc
 #   make test-ppc64le     the unit tests (and the fuzz corpora) run under qemu-user
 #                         through binfmt_misc
@@ -60,7 +60,7 @@ ppc64le-binfmt:
 
 clean-ppc64le:
 	rm -rf $(PPC64LE_BUILD)/obj $(PPC64LE_BUILD)/gen $(PPC64LE_BUILD)/tests $(PPC64LE_BUILD)/fuzz \
-	    $(PPC64LE_BUILD)/libbutte.a $(patsubst %,$(PPC64LE_BUILD)/%,butte-master butte-agent butte-relay butte)
+	    $(PPC64LE_BUILD)/libbutte.a $(patsubst %,$(PPC64LE_BUILD)/%,butte-master butte-agent butte-supervise butte-relay butte)
 
 # The unit programs run directly, so the kernel hands them to qemu through
 # binfmt_misc, exactly as the ppc64le agent runs in the integration tests.

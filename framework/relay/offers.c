@@ -3,7 +3,10 @@
  *
  * For each offer relay adds up the unreserved (or relay-role) cpus, mem,
  * disk and port ranges, then walks the apps that need instances and are
- * not in launch backoff, fitting as many tasks as the offer holds. Every
+ * not in launch backoff, fitting as many tasks as the offer holds -- but
+ * when one OFFERS event brings several offers, an app takes at most its
+ * share of what it misses from each (missing / offers left), so its
+ * instances spread over the agents and start on all of them at once. Every
  * task is recorded (TASK_STAGING) and persisted before the ACCEPT that
  * carries its LAUNCH goes out (the whole event is one batch: one
  * transaction, and the calls leave after its commit; scheduler.c). The
@@ -299,8 +302,13 @@ static void accept_offer(struct relay *r, const Mesos__V1__Offer *o, struct rela
 	free(infos);
 }
 
-/* fit tasks of every app into the offer and accept it; false when nothing fits */
-static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a)
+/*
+ * Fit tasks of every app into the offer and accept it; false when nothing
+ * fits. `left` offers of this event remain, this one included: an app
+ * takes its share of what it misses from each.
+ */
+static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a,
+    size_t left)
 {
 	struct relay_offer_role role = { a->role, a->alloc_role };
 	struct relay_launch **launches = NULL;
@@ -315,6 +323,7 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
 			relay_offer_stats_reset(app);           /* the launch attempt is over */
 		if (want <= 0 || now < app->launch_not_before || !relay_launch_ready(app))
 			continue;
+		want = (int)(((size_t)want + left - 1) / left);
 		while (want > 0 && app->nports <= 256 && fits(app, a) && relay_placement_ok(r, app, o) &&
 		    pick_ports(app, a, ports)) {
 			struct relay_task *t = new_task(r, app, o, ports);
@@ -362,7 +371,7 @@ void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *of
 		r->offers_seen++;
 		relay_placement_note_offer(o);
 		offer_avail(r, o, &a);
-		if (!match_offer(r, o, &a)) {
+		if (!match_offer(r, o, &a, offers->n_offers - i)) {
 			json_array_append_new(declines, json_pack("{s:s}", "value", o->id->value));
 			r->offers_declined++;
 		}

@@ -31,7 +31,7 @@ MASTER_FLAGS = ("--agent_ping_timeout=1secs", "--max_agent_ping_timeouts=3",
 X86_RES = "cpus:4;mem:2048;disk:1024;ports(*):[31000-31099]"
 PPC_RES = "cpus:4;mem:2048;disk:1024;ports(*):[31100-31199]"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-BINARIES = ("butte-master", "butte-agent", "butte-relay", "butte")
+BINARIES = ("butte-master", "butte-agent", "butte-supervise", "butte-relay", "butte")
 EM_PPC64 = 21
 
 
