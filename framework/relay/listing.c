@@ -130,11 +130,14 @@ void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_a
 	struct relay_task *t;
 	int staged, running, healthy, unhealthy;
 	bool first = true;
+	json_t *whole;
 	char *text;
 
 	if (embed & (RELAY_EMBED_STATS | RELAY_EMBED_READINESS)) {
 		/* seldom asked for: the whole app as api_json.c builds it */
-		text = json_dumps(relay_json_app(r, app, embed), RELAY_JSON_FLAGS);
+		whole = relay_json_app(r, app, embed);
+		text = json_dumps(whole, RELAY_JSON_FLAGS);
+		json_decref(whole);
 		evbuffer_add(out, text, strlen(text));
 		free(text);
 		return;

@@ -515,6 +515,7 @@ def test_task_kill_endpoints(cluster):
     assert r.status_code == 404 and r.json() == {"message": "Task 'no-such-task' does not exist"}
 
     # restart replaces the remaining task
+    settled(cluster)
     old = {t["id"] for t in app["tasks"]}
     r = api(cluster, "POST", "/v2/apps/k/restart")
     assert r.status_code == 200
