@@ -116,9 +116,9 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 
 # --- dependencies: Debian packages, installed only when missing ---
 DEB_PKGS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libevent-dev \
-            libjansson-dev libcurl4-openssl-dev libsqlite3-dev libseccomp-dev libcmocka-dev \
+            libjansson-dev libcurl4-gnutls-dev libsqlite3-dev libseccomp-dev libcmocka-dev \
             python3 python3-pytest python3-pytest-timeout python3-requests python3-marathon busybox-static \
-            procps iproute2 curl gnuplot-nox docker.io qemu-user-static binfmt-support \
+            procps iproute2 curl openssl gnuplot-nox docker.io qemu-user-static binfmt-support \
             gcc-powerpc64le-linux-gnu
 
 deps:

@@ -31,6 +31,7 @@
  */
 #include "agent.h"
 #include "child.h"
+#include "http_client.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -204,8 +205,7 @@ static void curl_setup(struct event_base *base)
 {
 	if (multi != NULL)
 		return;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		bt_fatal("unable to initialise libcurl");
+	bt_curl_global_init();
 	multi = curl_multi_init();
 	if (multi == NULL)
 		bt_fatal("unable to create a curl multi handle");

@@ -20,7 +20,9 @@
  * work per call stays constant however many wait.
  */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,16 +424,36 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * Debian's libcurl reaches OpenSSL's libcrypto through libssh2, whose
+ * initialisation (run by curl_global_init) loads openssl.cnf and all of
+ * OpenSSL's error strings: about 1 MiB resident in every process, for text
+ * butte never prints.  OpenSSL's first initialisation decides, so it is
+ * asked first, when libcrypto is loaded at all, to skip both.
+ */
+#define OPENSSL_NO_CRYPTO_STRINGS	0x00000001L	/* OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS */
+#define OPENSSL_NO_CONFIG		0x00000080L	/* OPENSSL_INIT_NO_LOAD_CONFIG */
+
+void bt_curl_global_init(void)
+{
+	static bool done;
+	int (*openssl_init)(uint64_t, const void *);
+
+	if (done)
+		return;
+	*(void **)&openssl_init = dlsym(RTLD_DEFAULT, "OPENSSL_init_crypto");
+	if (openssl_init != NULL)
+		openssl_init(OPENSSL_NO_CRYPTO_STRINGS | OPENSSL_NO_CONFIG, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		bt_fatal("unable to initialise libcurl");
+	done = true;
+}
+
 struct bt_http_client *bt_http_client_new(struct event_base *base)
 {
-	static bool curl_ready;
 	struct bt_http_client *c = xcalloc(1, sizeof *c);
 
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			bt_fatal("unable to initialise libcurl");
-		curl_ready = true;
-	}
+	bt_curl_global_init();
 	c->base = base;
 	c->multi = curl_multi_init();
 	if (c->multi == NULL)

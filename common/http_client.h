@@ -45,6 +45,9 @@ struct bt_http_request_opts {
 	void *arg;
 };
 
+/* curl_global_init, once per process, keeping OpenSSL lean (http_client.c) */
+void bt_curl_global_init(void);
+
 struct bt_http_client *bt_http_client_new(struct event_base *base);
 /* cancels every call still running (no callbacks) */
 void bt_http_client_free(struct bt_http_client *c);

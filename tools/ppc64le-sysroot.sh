@@ -33,7 +33,7 @@ set -eu
 
 OUT=${1:?usage: tools/ppc64le-sysroot.sh OUT}
 TRIPLET=powerpc64le-linux-gnu
-PACKAGES="libc6-dev libgcc-s1 libevent-dev libjansson-dev libcurl4-openssl-dev
+PACKAGES="libc6-dev libgcc-s1 libevent-dev libjansson-dev libcurl4-gnutls-dev
 libprotobuf-c-dev libsqlite3-dev libseccomp-dev libcmocka-dev"
 
 mkdir -p "$OUT"

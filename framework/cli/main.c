@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http_client.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -164,7 +165,7 @@ int main(int argc, char **argv)
 	if (cli.dir == NULL)
 		cli.dir = xasprintf("/tmp/butte-%u", (unsigned)getuid());
 	fill_addresses(&cli);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	bt_curl_global_init();
 	rc = dispatch(&cli, argc - rest, argv + rest);
 	curl_global_cleanup();
 out:
