@@ -100,7 +100,8 @@ def run(ctx):
             r = harness.http("POST", relay.url + "/v2/apps", json=app)
             if r.status_code not in (200, 201):
                 raise RuntimeError("POST /v2/apps: %d %s" % (r.status_code, r.text[:200]))
-        ctx.log("%d apps posted in %.1f s" % (napps, time.time() - first_post))
+        post_s = time.time() - first_post
+        ctx.log("%d apps posted in %.1f s" % (napps, post_s))
         deadline = time.monotonic() + cap
         n = 0
         seen_all = None
@@ -160,5 +161,11 @@ def run(ctx):
                  "placement, ACCEPT), stagedAt to startedAt %.0f ms (master, agent, acks)"
                  % (percentile(staged_lat, 50), percentile(run_lat, 50))},
         {"name": "POST to RUNNING p99, " + scale, "value": p99, "unit": "ms",
-         "anchor": "", "target": "< 1,000 ms", "met": complete and p99 < 1000, "note": ""},
+         "anchor": "", "target": "< 1,000 ms", "met": complete and p99 < 1000,
+         "note": "a bound from queueing alone: all %d apps were posted within %.1f s, so the "
+                 "99th-percentile task runs about 0.99 x %s / rate after the first POST and "
+                 "was posted at most %.1f s after it; a p99 under 1 s at this scale needs about "
+                 "%s tasks/s placed, started and acknowledged, whatever the scheduler"
+                 % (napps, post_s, "{:,}".format(total), post_s,
+                    "{:,.0f}".format(0.99 * total / (1.0 + post_s)))},
     ]
