@@ -33,6 +33,7 @@
 #include <string.h>
 
 #define CHECK_DELAY 0.02        /* seconds from a change to the next check */
+#define CHECK_SHARE 50          /* ... or 50 times what the last check took, when more */
 #define MAX_LAYER 64            /* dependency chains longer than this are cycles */
 
 static const char *const action_names[] = {
@@ -468,18 +469,24 @@ static void update_holds(struct relay *r)
 	}
 }
 
+/* seconds the last check took: after a change, checks take at most 1/CHECK_SHARE of the time */
+static double check_cost;
+
 static void check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
+	double t0 = bt_monotonic();
 
 	relay_batch_begin(r);
 	relay_deployments_check(r);
 	relay_batch_end(r);
+	check_cost = bt_monotonic() - t0;
 }
 
 void relay_deployments_changed(struct relay *r)
 {
-	struct timeval tv = bt_timeval(CHECK_DELAY);
+	double delay = check_cost * CHECK_SHARE;
+	struct timeval tv = bt_timeval(delay > CHECK_DELAY ? delay : CHECK_DELAY);
 
 	if (r->deploy_timer == NULL)
 		r->deploy_timer = evtimer_new(r->base, check_cb, r);

@@ -822,6 +822,9 @@ static void check_launch_timeouts(struct relay *r)
 		r->revive_wanted = true;
 }
 
+#define TASK_SCAN_EVERY 1.0     /* seconds between looks at every task's timeouts */
+static double last_task_scan;
+
 void relay_tasks_tick(struct relay *r)
 {
 	struct relay_task *t;
@@ -830,18 +833,23 @@ void relay_tasks_tick(struct relay *r)
 
 	if (!r->subscribed)
 		return;
-	TAILQ_FOREACH(t, &r->tasks, entry)
-		if (t->goal == RELAY_GOAL_STOPPED && mono - t->kill_sent_at >= r->cfg.kill_retry_timeout) {
-			log_info("kill of task '%s' not confirmed: sending it again", t->id);
-			t->kill_sent_at = mono;
-			send_kill(r, t->id, t->agent_id);
-		}
 	TAILQ_FOREACH(app, &r->apps, entry)
 		if (app->launch_not_before > 0 && now >= app->launch_not_before) {
 			app->launch_not_before = 0;
 			r->revive_wanted = true;
 		}
-	check_launch_timeouts(r);
+	/* the timeouts of single tasks are seconds long: every task is looked at once a second */
+	if (mono - last_task_scan >= TASK_SCAN_EVERY) {
+		last_task_scan = mono;
+		TAILQ_FOREACH(t, &r->tasks, entry)
+			if (t->goal == RELAY_GOAL_STOPPED &&
+			    mono - t->kill_sent_at >= r->cfg.kill_retry_timeout) {
+				log_info("kill of task '%s' not confirmed: sending it again", t->id);
+				t->kill_sent_at = mono;
+				send_kill(r, t->id, t->agent_id);
+			}
+		check_launch_timeouts(r);
+	}
 	relay_unreachable_tick(r);
 	if (mono - last_staging_reconcile > staging_period(r)) {
 		last_staging_reconcile = mono;
