@@ -33,7 +33,8 @@
 #include <string.h>
 
 #define CHECK_DELAY 0.02        /* seconds from a change to the next check */
-#define CHECK_SHARE 50          /* ... or 50 times what the last check took, when more */
+#define CHECK_SHARE 20          /* ... or 20 times what the last check took, when more */
+#define CHECK_DELAY_MAX 1.0     /* ... but never more than this */
 #define MAX_LAYER 64            /* dependency chains longer than this are cycles */
 
 static const char *const action_names[] = {
@@ -475,18 +476,22 @@ static double check_cost;
 static void check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
-	double t0 = bt_monotonic();
+	double t0;
 
 	relay_batch_begin(r);
+	t0 = bt_monotonic();
 	relay_deployments_check(r);
+	check_cost = bt_monotonic() - t0;      /* the commit that follows is not the check's */
 	relay_batch_end(r);
-	check_cost = bt_monotonic() - t0;
 }
 
 void relay_deployments_changed(struct relay *r)
 {
 	double delay = check_cost * CHECK_SHARE;
-	struct timeval tv = bt_timeval(delay > CHECK_DELAY ? delay : CHECK_DELAY);
+	struct timeval tv;
+
+	delay = delay < CHECK_DELAY ? CHECK_DELAY : delay > CHECK_DELAY_MAX ? CHECK_DELAY_MAX : delay;
+	tv = bt_timeval(delay);
 
 	if (r->deploy_timer == NULL)
 		r->deploy_timer = evtimer_new(r->base, check_cb, r);

@@ -40,7 +40,7 @@ CHANGED = ("What changed: at full scale nothing ran at first, because the master
            "instances over all offers of one event, the master finds an agent's tasks "
            "through an index, an agent's updates of one loop turn leave in one call, and "
            "relay looks at every task's timeouts once a second instead of every 0.25 s and "
-           "spaces its deployment checks by 50 times what the last one took (together 26% "
+           "spaces its deployment checks by 20 times what the last one took (together 26% "
            "of relay's CPU at this scale, perf; 46 s to 39 s until all ran). "
            "What remains (perf and per-process CPU time): relay is the bottleneck, busy "
            "about 0.3 ms of CPU per task and on a core all the time, spread over the two "
