@@ -152,7 +152,7 @@ def run(ctx):
     if not complete:
         scale += " (only %s of %s RUNNING within the %.0f s cap)" % (
             "{:,}".format(nrun), "{:,}".format(total), cap)
-    note = ("Measured once (a run is about a minute at this scale). "
+    note = ("Measured once (a full-scale run takes about a minute). "
             "%s tasks RUNNING in relay's GET /v2/apps %.2f s after the first POST (polled every "
             "0.25 s); the agents had stamped the last TASK_RUNNING %.2f s after it (%.0f tasks/s), "
             "the difference being updates and acknowledgements still on their way. %s"
