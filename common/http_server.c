@@ -15,6 +15,10 @@
  * where the request is freed and the owner told. A stream that must not be
  * chunked is answered as HTTP/1.0 with "Connection: close": its body runs
  * until the connection closes.
+ *
+ * With bt_http_set_store() an answer is built at once but evhttp is told
+ * to send it only once what its handler committed is on disk; evhttp
+ * allows a request to be answered later.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -36,6 +40,7 @@
 #include <event2/http_struct.h>         /* after http.h, which it needs */
 #include "json.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -224,6 +229,16 @@ static const struct route *route_find(const struct bt_http_server *s, const char
 	return best;
 }
 
+/* answers follow this store's commits (bt_http_set_store) */
+static struct bt_store *gate;
+static bool in_handler;
+static unsigned long handler_commits;   /* the store's commits when the handler began */
+
+void bt_http_set_store(struct bt_store *store)
+{
+	gate = store;
+}
+
 static void request_cb(struct evhttp_request *req, void *arg)
 {
 	struct bt_http_server *s = arg;
@@ -232,6 +247,8 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	const struct route *r;
 	char *path = NULL;
 
+	in_handler = true;
+	handler_commits = gate != NULL ? bt_store_commits(gate) : 0;
 	TAILQ_INIT(&query);
 	log_debug("http: %s %s from %s", bt_http_method(req), uri, bt_http_peer(req));
 	if (uri_split(uri, &path, &query) != 0) {
@@ -247,6 +264,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
 out:
 	evhttp_clear_headers(&query);
 	free(path);
+	in_handler = false;
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -423,6 +441,34 @@ static bool reply_head(struct evhttp_request *req, int code, const char *content
 	return len > 0 && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD;
 }
 
+struct held_reply {
+	struct evhttp_request *req;
+	int code;
+};
+
+static void send_held_cb(void *arg)
+{
+	struct held_reply *h = arg;
+
+	evhttp_send_reply(h->req, h->code, reason_phrase(h->code), NULL);
+	free(h);
+}
+
+/* send what the request's output holds, once what it depends on is on disk */
+static void send_reply(struct evhttp_request *req, int code)
+{
+	struct held_reply *h;
+
+	if (gate == NULL || (in_handler && bt_store_commits(gate) == handler_commits)) {
+		evhttp_send_reply(req, code, reason_phrase(code), NULL);
+		return;
+	}
+	h = xmalloc(sizeof *h);
+	h->req = req;
+	h->code = code;
+	bt_store_when_durable(gate, send_held_cb, h);
+}
+
 static void reply(struct evhttp_request *req, int code, const char *content_type,
     const void *body, size_t len, bool take)
 {
@@ -437,7 +483,7 @@ static void reply(struct evhttp_request *req, int code, const char *content_type
 	}
 	if (take && !sent)
 		free((void *)body);
-	evhttp_send_reply(req, code, reason_phrase(code), NULL);
+	send_reply(req, code);
 }
 
 void bt_http_reply(struct evhttp_request *req, int code, const char *content_type,
@@ -457,7 +503,7 @@ void bt_http_reply_buffer(struct evhttp_request *req, int code, const char *cont
 {
 	if (reply_head(req, code, content_type, evbuffer_get_length(body)))
 		evbuffer_add_buffer(evhttp_request_get_output_buffer(req), body);
-	evhttp_send_reply(req, code, reason_phrase(code), NULL);
+	send_reply(req, code);
 }
 
 void bt_http_reply_json(struct evhttp_request *req, int code, json_t *body)

@@ -6,11 +6,26 @@
  * on disk. The statements are prepared once when the store opens. Outside
  * bt_store_begin()/bt_store_commit() every write is its own transaction
  * (SQLite's autocommit); inside, the writes land together or not at all.
+ *
+ * With bt_store_sync_start() the loop's connection runs synchronous=OFF
+ * and never checkpoints; a thread owns the durability instead: woken with
+ * the number of commits made, it fdatasync()s the -wal file (the commits
+ * SQLite wrote before are then on disk, exactly what synchronous=FULL
+ * would have waited for in the commit), checkpoints with a connection of
+ * its own at synchronous=FULL once the log passes CHECKPOINT_BYTES, and
+ * tells the loop through a pipe how far the disk has got.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "log.h"
 #include "store.h"
@@ -37,12 +52,41 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_ROLLBACK] = "ROLLBACK",
 };
 
+#define CHECKPOINT_BYTES (4u << 20)   /* the sync thread checkpoints a log larger than this */
+
+/* a bt_store_when_durable() waiting for commit number `commit` */
+struct durable_wait {
+	unsigned long commit;
+	void (*cb)(void *arg);
+	void *arg;
+	struct durable_wait *next;
+};
+
+struct store_sync {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned long want, done;       /* under lock: commits made, commits on disk */
+	int err;                        /* under lock: errno of a failed sync, or 0 */
+	bool stop;                      /* under lock: sync what is left, then end */
+	sqlite3 *ckpt;                  /* the thread's connection, for checkpoints */
+	char *wal_path;
+	int wake[2];                    /* pipe: the thread tells the loop */
+	struct event *ev;
+	unsigned long durable;          /* the loop's copy of done */
+	struct durable_wait *head, **tail;
+};
+
 struct bt_store {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[STMT_COUNT];
 	bool in_transaction;
+	unsigned long commits;
+	struct store_sync *sync;        /* NULL: every commit waits for the disk itself */
 };
+
+static void sync_stop(struct bt_store *s);
 
 static int exec_sql(struct bt_store *s, const char *sql, char **cause)
 {
@@ -97,6 +141,7 @@ void bt_store_close(struct bt_store *s)
 		return;
 	if (s->in_transaction)
 		bt_store_rollback(s);
+	sync_stop(s);
 	for (i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
@@ -116,6 +161,18 @@ static sqlite3_stmt *stmt_keyed(struct bt_store *s, int which, const char *ns, c
 	if (key != NULL)
 		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 	return st;
+}
+
+/* a commit was made: the sync thread is told */
+static void committed(struct bt_store *s)
+{
+	s->commits++;
+	if (s->sync == NULL)
+		return;
+	pthread_mutex_lock(&s->sync->lock);
+	s->sync->want = s->commits;
+	pthread_cond_signal(&s->sync->cond);
+	pthread_mutex_unlock(&s->sync->lock);
 }
 
 /* run a statement that returns no rows */
@@ -149,6 +206,8 @@ int bt_store_put(struct bt_store *s, const char *ns, const char *key, const void
 	rc = stmt_run(s, st, what, cause);
 	sqlite3_clear_bindings(st);
 	free(what);
+	if (rc == 0 && !s->in_transaction)
+		committed(s);
 	return rc;
 }
 
@@ -192,6 +251,8 @@ int bt_store_delete(struct bt_store *s, const char *ns, const char *key, char **
 
 	sqlite3_clear_bindings(st);
 	free(what);
+	if (rc == 0 && !s->in_transaction)
+		committed(s);
 	return rc;
 }
 
@@ -266,6 +327,7 @@ int bt_store_commit(struct bt_store *s, char **cause)
 		return -1;
 	}
 	s->in_transaction = false;
+	committed(s);
 	return 0;
 }
 
@@ -276,4 +338,183 @@ void bt_store_rollback(struct bt_store *s)
 	if (sqlite3_get_autocommit(s->db) == 0)
 		stmt_run(s, s->stmt[STMT_ROLLBACK], "roll back", NULL);
 	s->in_transaction = false;
+}
+
+/* ---- durability off the loop ---- */
+
+static void *sync_main(void *arg)
+{
+	struct store_sync *y = arg;
+	unsigned long target;
+	struct stat sb;
+	int fd = -1, err;
+
+	pthread_mutex_lock(&y->lock);
+	for (;;) {
+		while (y->done == y->want && !y->stop)
+			pthread_cond_wait(&y->cond, &y->lock);
+		if (y->done == y->want)
+			break;
+		target = y->want;
+		pthread_mutex_unlock(&y->lock);
+		err = 0;
+		if (fd < 0)
+			fd = open(y->wal_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fdatasync(fd) != 0)
+			err = errno;
+		else if (fstat(fd, &sb) == 0 && sb.st_size > (off_t)CHECKPOINT_BYTES)
+			sqlite3_wal_checkpoint_v2(y->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&y->lock);
+		y->done = target;
+		if (err != 0)
+			y->err = err;
+		pthread_mutex_unlock(&y->lock);
+		if (write(y->wake[1], "", 1) < 0 && errno != EAGAIN)
+			break;
+		pthread_mutex_lock(&y->lock);
+	}
+	pthread_mutex_unlock(&y->lock);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* run the waits of the commits up to done */
+static void release(struct store_sync *y, unsigned long done)
+{
+	struct durable_wait *w;
+
+	y->durable = done;
+	while ((w = y->head) != NULL && w->commit <= done) {
+		if ((y->head = w->next) == NULL)
+			y->tail = &y->head;
+		w->cb(w->arg);
+		free(w);
+	}
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bt_store *s = arg;
+	struct store_sync *y = s->sync;
+	unsigned long done;
+	char buf[64];
+	int err;
+
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+	pthread_mutex_lock(&y->lock);
+	done = y->done;
+	err = y->err;
+	y->err = 0;
+	pthread_mutex_unlock(&y->lock);
+	if (err != 0)
+		log_error("unable to sync store '%s': %s", s->path, strerror(err));
+	release(y, done);
+}
+
+int bt_store_sync_start(struct bt_store *s, struct event_base *base, char **cause)
+{
+	struct store_sync *y;
+
+	if (s->sync != NULL)
+		return 0;
+	if (exec_sql(s, "PRAGMA synchronous=OFF", cause) != 0 ||
+	    exec_sql(s, "PRAGMA wal_autocheckpoint=0", cause) != 0)
+		return -1;
+	y = xcalloc(1, sizeof *y);
+	y->wake[0] = y->wake[1] = -1;
+	y->tail = &y->head;
+	y->want = y->done = y->durable = s->commits;
+	y->wal_path = xasprintf("%s-wal", s->path);
+	if (sqlite3_open_v2(s->path, &y->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_exec(y->ckpt, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+		*cause = xasprintf("unable to open store '%s' for checkpoints: %s", s->path,
+		    y->ckpt != NULL ? sqlite3_errmsg(y->ckpt) : "out of memory");
+		goto fail;
+	}
+	if (pipe2(y->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		*cause = xasprintf("unable to sync store '%s': pipe: %s", s->path, strerror(errno));
+		goto fail;
+	}
+	y->ev = event_new(base, y->wake[0], EV_READ | EV_PERSIST, wake_cb, s);
+	event_add(y->ev, NULL);
+	pthread_mutex_init(&y->lock, NULL);
+	pthread_cond_init(&y->cond, NULL);
+	if ((errno = pthread_create(&y->thread, NULL, sync_main, y)) != 0) {
+		*cause = xasprintf("unable to sync store '%s': thread: %s", s->path, strerror(errno));
+		pthread_mutex_destroy(&y->lock);
+		pthread_cond_destroy(&y->cond);
+		goto fail;
+	}
+	s->sync = y;
+	return 0;
+fail:
+	if (y->ev != NULL)
+		event_free(y->ev);
+	if (y->wake[0] >= 0) {
+		close(y->wake[0]);
+		close(y->wake[1]);
+	}
+	sqlite3_close(y->ckpt);
+	free(y->wal_path);
+	free(y);
+	exec_sql(s, "PRAGMA synchronous=FULL", cause);
+	return -1;
+}
+
+/* sync what is left, run every wait, and go back to syncing in each commit */
+static void sync_stop(struct bt_store *s)
+{
+	struct store_sync *y = s->sync;
+	char *cause = NULL;
+
+	if (y == NULL)
+		return;
+	pthread_mutex_lock(&y->lock);
+	y->stop = true;
+	pthread_cond_signal(&y->cond);
+	pthread_mutex_unlock(&y->lock);
+	pthread_join(y->thread, NULL);
+	if (y->err != 0)
+		log_error("unable to sync store '%s': %s", s->path, strerror(y->err));
+	release(y, s->commits);
+	event_free(y->ev);
+	close(y->wake[0]);
+	close(y->wake[1]);
+	sqlite3_close(y->ckpt);
+	pthread_mutex_destroy(&y->lock);
+	pthread_cond_destroy(&y->cond);
+	free(y->wal_path);
+	free(y);
+	s->sync = NULL;
+	/* the checkpoint SQLite makes when the store closes syncs again */
+	if (exec_sql(s, "PRAGMA synchronous=FULL", &cause) != 0) {
+		log_warn("%s", cause);
+		free(cause);
+	}
+}
+
+unsigned long bt_store_commits(const struct bt_store *s)
+{
+	return s->commits;
+}
+
+void bt_store_when_durable(struct bt_store *s, void (*cb)(void *arg), void *arg)
+{
+	struct store_sync *y = s->sync;
+	struct durable_wait *w;
+
+	if (y == NULL || y->durable >= s->commits) {
+		cb(arg);
+		return;
+	}
+	w = xmalloc(sizeof *w);
+	w->commit = s->commits;
+	w->cb = cb;
+	w->arg = arg;
+	w->next = NULL;
+	*y->tail = w;
+	y->tail = &w->next;
 }

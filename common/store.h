@@ -5,7 +5,8 @@
  * registry, relay its framework id, apps, versions and tasks, the agent its
  * id and checkpointed tasks. Every write is a transaction; several writes
  * can be grouped with begin/commit so that they land together or not at
- * all. The database runs in WAL mode with synchronous=FULL.
+ * all. The database runs in WAL mode with synchronous=FULL, or, once
+ * bt_store_sync_start() was called, syncs off the event loop.
  */
 #ifndef BT_STORE_H
 #define BT_STORE_H
@@ -13,6 +14,7 @@
 #include <stddef.h>
 
 struct bt_store;
+struct event_base;
 
 /* open or create the database file; NULL with *cause */
 struct bt_store *bt_store_open(const char *path, char **cause);
@@ -31,5 +33,23 @@ int bt_store_foreach(struct bt_store *s, const char *ns, bt_store_each_cb cb, vo
 int bt_store_begin(struct bt_store *s, char **cause);
 int bt_store_commit(struct bt_store *s, char **cause);
 void bt_store_rollback(struct bt_store *s);
+
+/*
+ * Durability off the event loop. After bt_store_sync_start() a commit
+ * (and a write outside a transaction, which is one) returns once SQLite
+ * wrote it, before it is on disk: a thread fdatasync()s the write-ahead
+ * log after each and checkpoints the log into the database, syncing both,
+ * from a connection of its own. A pause of the disk then holds back only
+ * what waits for it, through bt_store_when_durable(), never the loop.
+ */
+int bt_store_sync_start(struct bt_store *s, struct event_base *base, char **cause);
+/* commits so far */
+unsigned long bt_store_commits(const struct bt_store *s);
+/*
+ * Run cb(arg) in the loop once every commit so far is on disk: at once
+ * when it is (and always without bt_store_sync_start()). Waits are run in
+ * the order they were made; bt_store_close() runs those left.
+ */
+void bt_store_when_durable(struct bt_store *s, void (*cb)(void *arg), void *arg);
 
 #endif

@@ -215,6 +215,9 @@ struct relay_deployment *relay_api_apply(struct relay *r, struct evhttp_request 
 		ch[i].id = ids[i] = xstrdup(ch[i].id);
 	if (!relay_deployment_lock(r, req, q, (const char *const *)ids, n))
 		goto out;
+	/* one transaction, committed before the caller answers: one fsync per change */
+	relay_batch_begin(r);
+	r->flush_now = true;
 	d = relay_deployment_begin(r, version);
 	for (i = 0; i < n; i++)
 		relay_deployment_touch(r, d, ch[i].id);
@@ -240,6 +243,7 @@ struct relay_deployment *relay_api_apply(struct relay *r, struct evhttp_request 
 			relay_event_app_terminated(r, ch[i].id);
 	}
 	relay_converge(r);
+	relay_batch_end(r);
 out:
 	for (i = 0; i < n; i++) {
 		json_decref(ch[i].def);

@@ -28,36 +28,58 @@ static json_t *port_slots(const json_t *def, const char **key)
 	    json_object_get(json_object_get(def, "container"), "portMappings");
 }
 
-static void mark_ports(const json_t *def, uint8_t *used)
+/* the values of def's service port slots (0 where none is set); caller frees */
+static json_int_t *slot_ports(const json_t *def, size_t *n)
 {
 	const char *key;
-	json_t *pd;
+	json_t *slots = port_slots(def, &key), *pd;
+	json_int_t *out = xcalloc(json_array_size(slots) + 1, sizeof *out);
 	size_t i;
 
-	json_array_foreach(port_slots(def, &key), i, pd) {
-		json_int_t p = json_integer_value(json_object_get(pd, key));
-		if (p > 0 && p < 65536)
-			used[p] = 1;
-	}
+	json_array_foreach(slots, i, pd)
+		out[i] = json_integer_value(json_object_get(pd, key));
+	*n = json_array_size(slots);
+	return out;
+}
+
+static void mark(const json_int_t *ports, size_t n, uint8_t *used)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ports[i] > 0 && ports[i] < 65536)
+			used[ports[i]] = 1;
+}
+
+static void mark_ports(const json_t *def, uint8_t *used)
+{
+	size_t n;
+	json_int_t *ports = slot_ports(def, &n);
+
+	mark(ports, n, used);
+	free(ports);
 }
 
 /* an explicit servicePort of a port mapping another app already has */
 static int port_conflict(struct relay *r, const json_t *def, char **cause)
 {
-	const char *id = bt_json_string(def, "id"), *key, *okey;
-	json_t *pm, *opm;
-	struct relay_app *app;
+	const char *id = bt_json_string(def, "id"), *key;
+	struct relay_app *app, *self;
+	json_t *pm;
 	size_t i, j;
 
 	if (relay_container_host_network(def))
 		return 0;
+	self = relay_app_find(r, id);
 	json_array_foreach(port_slots(def, &key), i, pm) {
 		json_int_t p = json_integer_value(json_object_get(pm, key));
+		if (p == 0)
+			continue;
 		TAILQ_FOREACH(app, &r->apps, entry) {
-			if (p == 0 || strcmp(app->id, id) == 0 || relay_container_host_network(app->def))
+			if (app->host_network || app == self)
 				continue;
-			json_array_foreach(port_slots(app->def, &okey), j, opm)
-				if (json_integer_value(json_object_get(opm, okey)) == p) {
+			for (j = 0; j < app->nservice_ports; j++)
+				if (app->service_ports[j] == p) {
 					*cause = xasprintf("Requested service port %lld conflicts with a "
 					    "service port in app %s", (long long)p, app->id);
 					return -1;
@@ -79,15 +101,16 @@ int relay_app_assign_ports_with(struct relay *r, json_t *def, const json_t *old,
 	uint8_t *used = xcalloc(65536, 1);
 	const char *id = bt_json_string(def, "id"), *key, *okey;
 	json_t *pd, *slots = port_slots(def, &key), *old_slots = old ? port_slots(old, &okey) : NULL;
-	struct relay_app *app;
+	struct relay_app *app, *self;
 	size_t i;
 	int rc = -1, next = r->cfg.local_port_min;
 
 	if (port_conflict(r, def, cause) != 0)
 		goto out;
+	self = relay_app_find(r, id);
 	TAILQ_FOREACH(app, &r->apps, entry)
-		if (strcmp(app->id, id) != 0)
-			mark_ports(app->def, used);
+		if (app != self)
+			mark(app->service_ports, app->nservice_ports, used);
 	json_array_foreach(pending, i, other)
 		if (strcmp(bt_json_string(other, "id"), id) != 0)
 			mark_ports(other, used);
@@ -141,6 +164,9 @@ static void cache_def(struct relay_app *app)
 	free(app->host_ports);
 	app->host_ports = relay_container_host_ports(d, &app->nports);
 	app->require_ports = json_is_true(json_object_get(d, "requirePorts"));
+	app->host_network = relay_container_host_network(d);
+	free(app->service_ports);
+	app->service_ports = slot_ports(d, &app->nservice_ports);
 	app->kill_oldest = strcmp(bt_json_string(d, "killSelection") ?
 	    bt_json_string(d, "killSelection") : "", "OLDEST_FIRST") == 0;
 	app->backoff_seconds = bt_json_number(d, "backoffSeconds", 1);
@@ -173,6 +199,9 @@ struct relay_app *relay_app_set(struct relay *r, json_t *def)
 
 void relay_app_json_stale(struct relay_app *app)
 {
+	static unsigned long json_gen;
+
+	app->json_gen = ++json_gen;
 	free(app->def_json);
 	free(app->service_ports_json);
 	app->def_json = app->service_ports_json = NULL;
@@ -189,6 +218,7 @@ void relay_app_free(struct relay_app *app)
 	free(app->image_arch);
 	free(app->image_arch_config);
 	free(app->host_ports);
+	free(app->service_ports);
 	relay_offer_stats_free(app->offer_stats);
 	relay_task_template_free(app->task_template);
 	relay_app_json_stale(app);

@@ -415,6 +415,15 @@ static void advance(struct relay *r, struct relay_deployment *d, bool may_end)
 		store(r, d);
 }
 
+static void hold(struct relay *r, struct relay_app *app)
+{
+	if (app->held)
+		return;
+	app->held = true;
+	r->held = xreallocarray(r->held, r->nheld + 1, sizeof *r->held);
+	r->held[r->nheld++] = xstrdup(app->id);
+}
+
 static void hold_step(struct relay *r, const struct relay_deployment *d, size_t i, bool current)
 {
 	json_t *actions = json_object_get(json_array_get(d->steps, i), "actions"), *a;
@@ -427,36 +436,36 @@ static void hold_step(struct relay *r, const struct relay_deployment *d, size_t 
 		    (app = relay_app_find(r, bt_json_string(a, "app"))) == NULL)
 			continue;
 		if (!current || !dependencies_ready(r, app))
-			app->held = true;
+			hold(r, app);
 	}
 }
 
-/* hold the apps whose step has not come yet; true when an app was let go */
+/*
+ * Hold the apps whose step has not come yet; true when an app was let
+ * go. Only the apps held before are looked at again, not every app.
+ */
 static bool holds(struct relay *r)
 {
+	char **was = r->held;
+	size_t i, nwas = r->nheld;
 	struct relay_deployment *d;
 	struct relay_app *app;
 	bool released = false;
-	size_t i, n = 0;
-	bool *was;
 
-	TAILQ_FOREACH(app, &r->apps, entry)
-		n++;
-	was = xcalloc(n + 1, sizeof *was);
-	i = 0;
-	TAILQ_FOREACH(app, &r->apps, entry) {
-		was[i++] = app->held;
-		app->held = false;
-	}
+	for (i = 0; i < nwas; i++)
+		if ((app = relay_app_find(r, was[i])) != NULL)
+			app->held = false;
+	r->held = NULL;
+	r->nheld = 0;
 	TAILQ_FOREACH(d, &r->deployments, entry)
 		for (i = d->current; i < json_array_size(d->steps); i++)
 			hold_step(r, d, i, i == d->current);
-	i = 0;
-	TAILQ_FOREACH(app, &r->apps, entry) {
-		if (was[i++] && !app->held) {
+	for (i = 0; i < nwas; i++) {
+		if ((app = relay_app_find(r, was[i])) != NULL && !app->held) {
 			log_info("app '%s' may deploy now", app->id);
 			released = true;
 		}
+		free(was[i]);
 	}
 	free(was);
 	return released;
@@ -659,6 +668,10 @@ void relay_deployments_release(struct relay *r)
 		deployment_free(d);
 	}
 	free_ended();
+	while (r->nheld > 0)
+		free(r->held[--r->nheld]);
+	free(r->held);
+	r->held = NULL;
 	if (r->deploy_timer != NULL)
 		event_free(r->deploy_timer);
 	r->deploy_timer = NULL;

@@ -7,9 +7,11 @@
  * Here every task keeps its JSON text until it changes (a status update or
  * a kill calls relay_task_json_stale; its state, goal and start time are
  * checked too), every app the text of its definition and of its service
- * ports until the definition is replaced, and a listing is those texts
- * copied one after the other, with what changes on every look (counts,
- * deployments) written in between.
+ * ports until the definition is replaced, and every app's group of tasks
+ * the texts of its tasks joined, until one of them changes. A listing is
+ * those texts copied one after the other (GET /v2/tasks: one copy per
+ * app, app by app), with what changes on every look (counts, deployments)
+ * written in between.
  *
  * The texts are dumps of what relay_json_task() and the stored definition
  * hold, cut before their closing brace, so the shapes stay defined in one
@@ -103,21 +105,80 @@ void relay_listing_add_task(struct relay *r, struct evbuffer *out, struct relay_
 	add_task(r, out, t, service_ports, &last);
 }
 
+/*
+ * The listing of g's tasks, each with its service ports, separated by
+ * commas: made again when a task of g changes, joins or leaves, or the
+ * app's definition (and so its service ports) is replaced.
+ */
+static void group_text(struct relay *r, struct relay_group *g, struct relay_app *app)
+{
+	struct last_app last = { g, app };
+	unsigned long gen = app != NULL ? app->json_gen : 0;
+	struct relay_task *t;
+	struct evbuffer *b;
+
+	if (g->json != NULL && g->json_gen == gen)
+		return;
+	relay_group_json_stale(g);
+	b = evbuffer_new();
+	TAILQ_FOREACH(t, &g->tasks, gentry) {
+		if (t != TAILQ_FIRST(&g->tasks))
+			ADD_TEXT(b, ",");
+		add_task(r, b, t, true, &last);
+	}
+	g->json_len = evbuffer_get_length(b);
+	g->json = xmalloc(g->json_len + 1);
+	evbuffer_remove(b, g->json, g->json_len);
+	evbuffer_free(b);
+	g->json_gen = gen;
+}
+
+static void add_group(struct relay *r, struct evbuffer *out, struct relay_group *g,
+    struct relay_app *app, bool (*selected)(const struct relay_task *t, const void *arg),
+    const void *arg, bool *first)
+{
+	struct last_app last = { g, app };
+	struct relay_task *t;
+
+	if (selected == NULL) {
+		group_text(r, g, app);
+		if (g->json_len > 0 && !*first)
+			ADD_TEXT(out, ",");
+		*first = *first && g->json_len == 0;
+		evbuffer_add(out, g->json, g->json_len);
+		return;
+	}
+	TAILQ_FOREACH(t, &g->tasks, gentry) {
+		if (!selected(t, arg))
+			continue;
+		if (!*first)
+			ADD_TEXT(out, ",");
+		*first = false;
+		add_task(r, out, t, true, &last);
+	}
+}
+
+/* the tasks app by app, in the order of the apps, then those of apps gone */
 void relay_listing_tasks(struct relay *r, struct evbuffer *out,
     bool (*selected)(const struct relay_task *t, const void *arg), const void *arg)
 {
-	struct last_app last = { NULL, NULL };
-	struct relay_task *t;
+	struct relay_group *g, **gs;
+	struct relay_app *app;
+	size_t i, n, listed = 0;
 	bool first = true;
 
 	ADD_TEXT(out, "{\"tasks\":[");
-	TAILQ_FOREACH(t, &r->tasks, entry) {
-		if (selected != NULL && !selected(t, arg))
-			continue;
-		if (!first)
-			ADD_TEXT(out, ",");
-		first = false;
-		add_task(r, out, t, true, &last);
+	TAILQ_FOREACH(app, &r->apps, entry)
+		if ((g = relay_group_find(r, app->id)) != NULL) {
+			add_group(r, out, g, app, selected, arg, &first);
+			listed++;
+		}
+	if (listed < r->groups.n) {
+		gs = (struct relay_group **)bt_map_values(&r->groups, &n);
+		for (i = 0; i < n; i++)
+			if (relay_app_find(r, gs[i]->app_id) == NULL)
+				add_group(r, out, gs[i], NULL, selected, arg, &first);
+		free(gs);
 	}
 	ADD_TEXT(out, "]}");
 }
@@ -125,9 +186,8 @@ void relay_listing_tasks(struct relay *r, struct evbuffer *out,
 void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_app *app,
     unsigned embed)
 {
-	struct last_app last = { NULL, NULL };
 	struct relay_deployment *d;
-	struct relay_task *t;
+	struct relay_group *g;
 	int staged, running, healthy, unhealthy;
 	bool first = true;
 	json_t *whole;
@@ -161,12 +221,9 @@ void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_a
 	}
 	if (embed & RELAY_EMBED_TASKS) {
 		ADD_TEXT(out, ",\"tasks\":[");
-		first = true;
-		RELAY_APP_TASKS_FOREACH(t, r, app->id) {
-			if (!first)
-				ADD_TEXT(out, ",");
-			first = false;
-			add_task(r, out, t, true, &last);
+		if ((g = relay_group_find(r, app->id)) != NULL) {
+			group_text(r, g, app);
+			evbuffer_add(out, g->json, g->json_len);
 		}
 		ADD_TEXT(out, "]");
 	}

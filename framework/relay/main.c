@@ -271,6 +271,7 @@ static void teardown(struct relay *r)
 	struct relay_task *t;
 
 	relay_scheduler_stop(r);
+	relay_state_close(r);           /* answers and calls waiting for the disk leave first */
 	TAILQ_FOREACH(t, &r->tasks, entry)
 		relay_readiness_free(t);
 	relay_readiness_release(r);
@@ -286,7 +287,6 @@ static void teardown(struct relay *r)
 		bt_http_server_free(r->http);
 	if (r->client != NULL)
 		bt_http_client_free(r->client);
-	relay_state_close(r);
 	if (r->base != NULL)
 		event_base_free(r->base);
 }

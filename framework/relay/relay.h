@@ -95,6 +95,9 @@ struct relay_app {
 	size_t nports;
 	uint64_t *host_ports;           /* nports slots: the host port asked for, 0 for any (container.c) */
 	bool require_ports;
+	bool host_network;              /* def's network is the host's (appset.c) */
+	json_int_t *service_ports;      /* its service port slots, 0 where none is set */
+	size_t nservice_ports;
 	bool kill_oldest;
 	double backoff_seconds, backoff_factor, max_launch_delay;
 	/* launch backoff */
@@ -118,6 +121,7 @@ struct relay_app {
 	struct relay_task_template *task_template;      /* TaskInfo of this version (taskinfo.c) */
 	char *def_json, *service_ports_json;    /* texts for listings, or NULL (listing.c) */
 	size_t def_json_len;
+	unsigned long json_gen;         /* changes whenever those texts are dropped (appset.c) */
 };
 
 enum relay_goal { RELAY_GOAL_RUNNING = 0, RELAY_GOAL_STOPPED = 1 };
@@ -183,6 +187,10 @@ struct relay_group {
 	char *app_id;
 	struct relay_tasks tasks;       /* linked through gentry */
 	size_t n;
+	/* the listing of these tasks, or NULL (listing.c); made with the app's json_gen */
+	char *json;
+	size_t json_len;
+	unsigned long json_gen;
 };
 
 struct relay {
@@ -230,6 +238,8 @@ struct relay {
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
+	char **held;                    /* ids of the apps held by deployments (deploy.c) */
+	size_t nheld;
 	struct event *deploy_timer;     /* checks deployments soon after a change (deploy.c) */
 	struct bt_http_client *probes;  /* readiness checks (readiness.c), or NULL */
 	struct relay_events *events;    /* the /v2/events subscribers (events.c) */
@@ -308,8 +318,10 @@ char *relay_offer_ip(const Mesos__V1__Offer *o);
 /* listing.c -- GET /v2/apps and /v2/tasks from the JSON texts of apps and tasks */
 /* what relay answers JSON with: compact, "cpus":0.1 rather than 0.10000000000000001 */
 #define RELAY_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-/* the task changed: its text is made again when next listed (tasks.c) */
+/* the task changed: its text and its group's are made again when next listed (tasks.c) */
 void relay_task_json_stale(struct relay_task *t);
+/* a task joined or left the group (tasks.c) */
+void relay_group_json_stale(struct relay_group *g);
 /* the app's definition was replaced, or the app goes (appset.c) */
 void relay_app_json_stale(struct relay_app *app);
 /* {"tasks":[...]} of every task selected (NULL selects all), with servicePorts */
@@ -444,6 +456,8 @@ void relay_state_foreach_deployment(struct relay *r, int (*fn)(const char *id, j
 /* one transaction around many writes (no-op when one is open); commit closes it */
 void relay_state_begin(struct relay *r);
 void relay_state_commit(struct relay *r);
+/* cb(arg) once what was committed so far is on disk (at once when it is) */
+void relay_state_when_durable(struct relay *r, void (*cb)(void *arg), void *arg);
 
 /*
  * events.c, events_emit.c -- the event bus, GET /v2/events (server-sent events). Every

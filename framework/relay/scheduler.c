@@ -309,11 +309,30 @@ void relay_batch_begin(struct relay *r)
 
 static void post_call(struct relay *r, void *body, size_t len, const char *type);
 
-/* commit what the batches wrote and send the calls that waited for it */
+/* calls whose records were committed, waiting until they are on disk */
+struct durable_calls {
+	struct relay *r;
+	struct relay_pending *p;
+	size_t n;
+};
+
+static void post_durable_cb(void *arg)
+{
+	struct durable_calls *d = arg;
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		post_call(d->r, d->p[i].body, d->p[i].len, d->p[i].type);
+		free(d->p[i].body);
+	}
+	free(d->p);
+	free(d);
+}
+
+/* commit what the batches wrote and send the calls that waited for it, once it is on disk */
 void relay_flush(struct relay *r)
 {
-	struct relay_pending *p = r->pending;
-	size_t i, n = r->npending;
+	struct durable_calls *d;
 
 	if (r->batch > 0)
 		return;
@@ -322,13 +341,15 @@ void relay_flush(struct relay *r)
 	r->commit_pending = false;
 	relay_state_commit(r);
 	r->last_commit = bt_monotonic();
+	if (r->npending == 0)
+		return;
+	d = xmalloc(sizeof *d);
+	d->r = r;
+	d->p = r->pending;
+	d->n = r->npending;
 	r->pending = NULL;
 	r->npending = r->apending = 0;
-	for (i = 0; i < n; i++) {
-		post_call(r, p[i].body, p[i].len, p[i].type);
-		free(p[i].body);
-	}
-	free(p);
+	relay_state_when_durable(r, post_durable_cb, d);
 }
 
 static void commit_timer_cb(evutil_socket_t fd, short what, void *arg)

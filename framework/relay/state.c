@@ -17,6 +17,14 @@
  * (relay_state_begin/relay_state_commit, driven by relay_batch_begin/end),
  * so an offers event launching a thousand tasks costs one fsync, not a
  * thousand; the calls that depend on those records wait for the commit.
+ * The writes of one change made through the API (its app, versions and
+ * deployment; relay_api_apply) are one transaction too.
+ *
+ * A commit does not wait for the disk on the event loop: the store syncs
+ * in a thread (bt_store_sync_start), and what depends on a commit waits
+ * for that sync instead -- the calls of relay_flush() and, through
+ * bt_http_set_store(), the answer to the request that made it -- so a
+ * slow fsync delays those alone and no other request.
  */
 #include "relay.h"
 
@@ -37,7 +45,11 @@ int relay_state_open(struct relay *r, char **cause)
 	path = xasprintf("%s/relay.db", r->cfg.work_dir);
 	r->store = bt_store_open(path, cause);
 	free(path);
-	return r->store != NULL ? 0 : -1;
+	if (r->store == NULL || bt_store_sync_start(r->store, r->base, cause) != 0)
+		return -1;
+	/* an answer to a change leaves once the change is on disk */
+	bt_http_set_store(r->store);
+	return 0;
 }
 
 static bool tx_open;
@@ -69,9 +81,19 @@ void relay_state_commit(struct relay *r)
 	}
 }
 
+void relay_state_when_durable(struct relay *r, void (*cb)(void *arg), void *arg)
+{
+	if (r->store == NULL)
+		cb(arg);
+	else
+		bt_store_when_durable(r->store, cb, arg);
+}
+
+/* what waits for the disk (answers, calls) is let go before the store closes */
 void relay_state_close(struct relay *r)
 {
 	relay_state_commit(r);
+	bt_http_set_store(NULL);
 	if (r->store != NULL)
 		bt_store_close(r->store);
 	r->store = NULL;

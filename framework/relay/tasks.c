@@ -163,6 +163,7 @@ static void group_add(struct relay *r, struct relay_task *t)
 	TAILQ_INSERT_TAIL(&g->tasks, t, gentry);
 	g->n++;
 	t->group = g;
+	relay_group_json_stale(g);
 }
 
 static void group_del(struct relay *r, struct relay_task *t)
@@ -171,6 +172,7 @@ static void group_del(struct relay *r, struct relay_task *t)
 
 	TAILQ_REMOVE(&g->tasks, t, gentry);
 	t->group = NULL;
+	relay_group_json_stale(g);
 	if (--g->n == 0) {
 		bt_map_remove(&r->groups, g->app_id);
 		free(g->app_id);
@@ -184,6 +186,7 @@ void relay_groups_release(struct relay *r)
 	struct relay_group **gs = (struct relay_group **)bt_map_values(&r->groups, &n);
 
 	for (i = 0; i < n; i++) {
+		relay_group_json_stale(gs[i]);
 		free(gs[i]->app_id);
 		free(gs[i]);
 	}
@@ -252,6 +255,14 @@ void relay_task_json_stale(struct relay_task *t)
 {
 	free(t->json);
 	t->json = NULL;
+	if (t->group != NULL)
+		relay_group_json_stale(t->group);
+}
+
+void relay_group_json_stale(struct relay_group *g)
+{
+	free(g->json);
+	g->json = NULL;
 }
 
 void relay_task_free(struct relay_task *t)

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "store.h"
 #include "xmalloc.h"
@@ -179,6 +182,89 @@ static void test_reopen(void **state)
 	check_absent(f->s, "fw", "pending");
 }
 
+/* the order in which waits ran: each appends its letter */
+struct waits {
+	char order[16];
+	size_t n;
+};
+
+static struct waits ran;
+static char letters[] = "abcde";
+
+static void wait_cb(void *arg)
+{
+	ran.order[ran.n++] = *(char *)arg;
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/* turn the loop until n waits ran, for at most 10 s */
+static void run_until(struct event_base *base, const struct waits *w, size_t n)
+{
+	struct timeval tv = { 10, 0 };
+	int expired = 0;
+	struct event *deadline = evtimer_new(base, deadline_cb, &expired);
+
+	evtimer_add(deadline, &tv);
+	while (w->n < n && !expired)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(deadline);
+	assert_true(w->n >= n);
+}
+
+static void test_sync_off_loop(void **state)
+{
+	struct fixture *f = *state;
+	struct event_base *base = event_base_new();
+	char *cause = NULL, *big = xmalloc(1 << 20);
+	struct stat sb;
+	int i;
+
+	assert_int_equal(bt_store_sync_start(f->s, base, &cause), 0);
+	/* nothing committed: a wait runs at once */
+	bt_store_when_durable(f->s, wait_cb, &letters[0]);
+	assert_int_equal(ran.n, 1);
+	/* a write outside a transaction is a commit; its wait runs from the loop */
+	assert_int_equal(bt_store_put(f->s, "t", "one", "1", 1, &cause), 0);
+	assert_int_equal(bt_store_commits(f->s), 1);
+	bt_store_when_durable(f->s, wait_cb, &letters[1]);
+	assert_int_equal(ran.n, 1);
+	/* past the checkpoint threshold: the thread checkpoints as well */
+	memset(big, 'x', 1 << 20);
+	assert_int_equal(bt_store_begin(f->s, &cause), 0);
+	for (i = 0; i < 5; i++) {
+		char key[8];
+		snprintf(key, sizeof key, "big%d", i);
+		assert_int_equal(bt_store_put(f->s, "t", key, big, 1 << 20, &cause), 0);
+	}
+	assert_int_equal(bt_store_commit(f->s, &cause), 0);
+	assert_int_equal(bt_store_commits(f->s), 2);
+	bt_store_when_durable(f->s, wait_cb, &letters[2]);
+	run_until(base, &ran, 3);
+	assert_memory_equal(ran.order, "abc", 3);
+	/* the thread checkpointed the log into the database file */
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_true(sb.st_size > 5 << 20);
+	/* all on disk: at once again */
+	bt_store_when_durable(f->s, wait_cb, &letters[3]);
+	assert_int_equal(ran.n, 4);
+	/* closing runs the waits left, after syncing */
+	assert_int_equal(bt_store_put(f->s, "t", "two", "2", 1, &cause), 0);
+	bt_store_when_durable(f->s, wait_cb, &letters[4]);
+	bt_store_close(f->s);
+	assert_int_equal(ran.n, 5);
+	assert_memory_equal(ran.order, "abcde", 5);
+	f->s = bt_store_open(f->path, &cause);
+	assert_non_null(f->s);
+	check_value(f->s, "t", "one", "1");
+	check_value(f->s, "t", "two", "2");
+	free(big);
+	event_base_free(base);
+}
+
 static void test_open_error(void **state)
 {
 	char *cause = NULL;
@@ -195,6 +281,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_off_loop, setup, teardown),
 		cmocka_unit_test(test_open_error),
 	};
 
