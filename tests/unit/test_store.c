@@ -236,7 +236,7 @@ static void test_sync_off_loop(void **state)
 	memset(big, 'x', 1 << 20);
 	assert_int_equal(bt_store_begin(f->s, &cause), 0);
 	for (i = 0; i < 5; i++) {
-		char key[8];
+		char key[16];
 		snprintf(key, sizeof key, "big%d", i);
 		assert_int_equal(bt_store_put(f->s, "t", key, big, 1 << 20, &cause), 0);
 	}
