@@ -43,26 +43,35 @@ Through the master only: a JSON scheduler on `/api/v1/scheduler` accepts
 two offers with the N TaskInfos; from ACCEPT to the last `TASK_RUNNING` on
 its event stream (it acknowledges every update at once, the calls waiting
 at a moment written as pipelined requests on one kept-alive connection).
-Two agents with 8 cpus and 4 GiB each."""
+Two agents with 8 cpus and 4 GiB each. The relay figure is made again with
+every daemon's work directory on tmpfs, to tell what the file system adds."""
 
-CAUSE = ("Cause (measured with perf, per-process CPU and run-queue times on this 2-core "
-         "machine): both sides are CPU-bound -- the raw loop's 200 sh+sleep execs alone fill both "
-         "cores -- so the ratio is butte's CPU per task over the raw loop's; the agent spends most "
-         "of a launch waiting on the run queue behind the tasks it starts. Per task butte still "
-         "runs a second process (the supervisor, a fork of the small launcher that vforks the task: "
-         "about 0.3x the task's own start-up in CPU), and TASK_RUNNING may only leave once the "
-         "framework acknowledged TASK_STARTING, so every task makes two round trips agent, master, "
-         "framework, master, agent; relay spends about 1 ms of CPU per task on them (JSON, and the "
-         "SQLite group commit each acknowledgement waits for), the Python scheduler of the "
-         "master-API figure about as much. On tmpfs instead of ext4 the ratios are the same. What "
-         "changed: the agent no longer forks itself per task (a fork of the agent cost about "
+CAUSE = ("Cause (measured with perf and per-process CPU times): both sides are CPU-bound -- "
+         "the raw loop's 200 sh+sleep execs alone fill both cores, about 1.5 ms of CPU per "
+         "task -- and butte adds about 1.4 ms per task on top: relay 0.35 ms (the app's offers, "
+         "two status updates, two acknowledgements), the master 0.2 ms, the agent 0.4 ms and "
+         "the task's supervisor, a second process per task, about 0.5 ms. TASK_RUNNING may "
+         "only leave once the framework acknowledged TASK_STARTING, so every task also makes "
+         "two round trips agent, master, framework, master, agent. The file system can add "
+         "much more: the work dirs lie on ext4 without a journal, where the kernel finds each "
+         "new inode by skipping every inode freed in the last seconds (recently_deleted(), "
+         "checked only without a journal); an agent makes nine inodes per task, and right "
+         "after thousands of files were removed (a benchmark before this one, a test suite) "
+         "60% of the agents' CPU went to that search and the ratio rose to 3-5x. The tmpfs row "
+         "is the same measure without it; when the disk is quiet the two agree. What changed "
+         "before: the agent no longer forks itself per task (a fork of the agent cost about "
          "0.6 ms plus copy-on-write faults in the agent's heap afterwards): a launcher forks "
          "supervisors; task checkpoints are journals appended to instead of files replaced by "
-         "rename (one new inode per launch instead of six); the updates of one loop turn leave in "
-         "one call; relay spreads an app's instances over the offers of one event; and this "
+         "rename (one new inode per launch instead of six); the updates of one loop turn leave "
+         "in one call; relay spreads an app's instances over the offers of one event; and this "
          "benchmark's scheduler acknowledges over one pipelined connection instead of a "
-         "requests.post() per update (about 1 ms of the benchmark's own CPU per call, on the cores "
-         "being measured). Before: 5.9x via relay, 3.8x via the master.")
+         "requests.post() per update. Before: 5.9x via relay, 3.8x via the master.")
+
+TMPFS = "/dev/shm"
+TMPFS_NOTE = ("not a target: the raw loop creates no file, while an agent makes a sandbox per "
+              "task (nine inodes: the Mesos directory layout, stdout, stderr, the checkpoint) "
+              "and removes three when the task is gone; on tmpfs the inodes cost next to "
+              "nothing, so this ratio is what butte's processes and messages add")
 
 AGENT_RES = "cpus:8;mem:4096;disk:4096;ports(*):[31000-31999]"
 CMD = "sleep 1000"
@@ -390,8 +399,8 @@ class MasterLauncher:
         self.resp.close()
 
 
-def start_cluster(ctx, relay):
-    c = ctx.cluster()
+def start_cluster(ctx, relay, parent=None):
+    c = ctx.cluster(parent=parent)
     c.start_master()
     c.start_agent(resources=AGENT_RES)
     c.start_agent(resources=AGENT_RES)
@@ -434,6 +443,10 @@ def run(ctx):
     raw1, relay_ms, ratio1 = side_by_side(ctx, n, rl, c1, runs, warmup, budget)
     c1.stop()
 
+    c3 = start_cluster(ctx, relay=True, parent=TMPFS)
+    raw3, tmpfs_ms, ratio3 = side_by_side(ctx, n, RelayLauncher(c3), c3, runs, warmup, budget)
+    c3.stop()
+
     c2 = start_cluster(ctx, relay=False)
     ml = MasterLauncher(c2.master_url)
     try:
@@ -450,6 +463,14 @@ def run(ctx):
                  "anchor": "1.0 = no overhead", "target": "< 1.5",
                  "met": ratio1.median < 1.5,
                  "note": None if ratio1.median < 1.5 else cause})
+    figs.append({"name": f"{n} tasks via relay, work dirs on tmpfs",
+                 "value": tmpfs_ms, "unit": "ms", "anchor": "—", "target": "—", "met": None,
+                 "note": f"the same, with every daemon's work_dir on {TMPFS} (tmpfs)"})
+    figs.append({"name": f"{n} raw fork/exec (same run as tmpfs)", "value": raw3, "unit": "ms",
+                 "anchor": "physical cost", "target": "—", "met": None, "note": note_raw})
+    figs.append({"name": "ratio relay / raw, work dirs on tmpfs (isolates the file system)",
+                 "value": ratio3, "unit": "×", "anchor": "1.0 = no overhead", "target": "—",
+                 "met": None, "note": TMPFS_NOTE})
     figs.append({"name": f"{n} tasks via master API: ACCEPT to last TASK_RUNNING",
                  "value": master_ms, "unit": "ms", "anchor": "—", "target": "—", "met": None,
                  "note": "JSON scheduler in Python acknowledging every update, pipelined on one "

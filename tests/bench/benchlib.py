@@ -132,6 +132,7 @@ class Ctx:
         self.deadline = self.started + budget
         self.tmpdir = tempfile.mkdtemp(prefix=f"butte-bench-{name}-")
         self._clusters = []
+        self._dirs = [self.tmpdir]
         harness.BUILD = build
 
     def log(self, msg):
@@ -159,8 +160,12 @@ class Ctx:
             values.append(float(fn()))
         return Stats(values)
 
-    def cluster(self, log_level="info"):
-        d = tempfile.mkdtemp(prefix="cluster-", dir=self.tmpdir)
+    def cluster(self, log_level="info", parent=None):
+        """A cluster in a new directory under the module's tmpdir, or under parent
+        (e.g. a tmpfs); the directory is removed with the module's."""
+        d = tempfile.mkdtemp(prefix="cluster-", dir=parent or self.tmpdir)
+        if parent is not None:
+            self._dirs.append(d)
         c = BenchCluster(d)
         c.log_level = log_level
         self._clusters.append(c)
@@ -175,7 +180,8 @@ class Ctx:
             except Exception as exc:  # noqa: BLE001 - keep cleaning up
                 errors.append(str(exc))
         self._clusters = []
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        for d in self._dirs:
+            shutil.rmtree(d, ignore_errors=True)
         return errors
 
 
