@@ -16,9 +16,9 @@
  * chunked is answered as HTTP/1.0 with "Connection: close": its body runs
  * until the connection closes.
  *
- * With bt_http_set_store() an answer is built at once but evhttp is told
- * to send it only once what its handler committed is on disk; evhttp
- * allows a request to be answered later.
+ * With bt_http_set_gate() an answer is built at once but evhttp may be
+ * told to send it later (relay: once what its handler committed is on
+ * disk); evhttp allows a request to be answered later.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -40,7 +40,6 @@
 #include <event2/http_struct.h>         /* after http.h, which it needs */
 #include "json.h"
 #include "log.h"
-#include "store.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -229,14 +228,17 @@ static const struct route *route_find(const struct bt_http_server *s, const char
 	return best;
 }
 
-/* answers follow this store's commits (bt_http_set_store) */
-static struct bt_store *gate;
+/* what answers wait for (bt_http_set_gate) */
+static struct bt_http_gate gate;
 static bool in_handler;
-static unsigned long handler_commits;   /* the store's commits when the handler began */
+static unsigned long handler_mark;      /* the gate's mark when the handler began */
 
-void bt_http_set_store(struct bt_store *store)
+void bt_http_set_gate(const struct bt_http_gate *g)
 {
-	gate = store;
+	if (g != NULL)
+		gate = *g;
+	else
+		memset(&gate, 0, sizeof gate);
 }
 
 static void request_cb(struct evhttp_request *req, void *arg)
@@ -248,7 +250,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	char *path = NULL;
 
 	in_handler = true;
-	handler_commits = gate != NULL ? bt_store_commits(gate) : 0;
+	handler_mark = gate.mark != NULL ? gate.mark(gate.arg) : 0;
 	TAILQ_INIT(&query);
 	log_debug("http: %s %s from %s", bt_http_method(req), uri, bt_http_peer(req));
 	if (uri_split(uri, &path, &query) != 0) {
@@ -454,19 +456,19 @@ static void send_held_cb(void *arg)
 	free(h);
 }
 
-/* send what the request's output holds, once what it depends on is on disk */
+/* send what the request's output holds, now or once the gate lets it go */
 static void send_reply(struct evhttp_request *req, int code)
 {
 	struct held_reply *h;
 
-	if (gate == NULL || (in_handler && bt_store_commits(gate) == handler_commits)) {
+	if (gate.hold == NULL || (in_handler && gate.mark(gate.arg) == handler_mark)) {
 		evhttp_send_reply(req, code, reason_phrase(code), NULL);
 		return;
 	}
 	h = xmalloc(sizeof *h);
 	h->req = req;
 	h->code = code;
-	bt_store_when_durable(gate, send_held_cb, h);
+	gate.hold(gate.arg, send_held_cb, h);
 }
 
 static void reply(struct evhttp_request *req, int code, const char *content_type,

@@ -44,14 +44,19 @@ void bt_http_server_route(struct bt_http_server *s, const char *path, int mode,
     bt_http_handler_cb cb, void *arg);
 void bt_http_server_fallback(struct bt_http_server *s, bt_http_handler_cb cb, void *arg);
 
-struct bt_store;
 /*
- * Answers follow the disk: once a store is set, the answer to a request
- * whose handler committed to it leaves when those commits are durable
- * (bt_store_when_durable); an answer made outside a handler waits for
- * every commit so far. NULL, the default: answers leave at once.
+ * Answers that wait, e.g. until what their handler wrote is on disk. With
+ * a gate set, mark() is read as each handler begins; an answer made when
+ * the mark has moved since (or outside any handler) is handed to hold(),
+ * which calls send(ctx) at once or later. NULL, the default: answers leave
+ * at once.
  */
-void bt_http_set_store(struct bt_store *store);
+struct bt_http_gate {
+	unsigned long (*mark)(void *arg);
+	void (*hold)(void *arg, void (*send)(void *ctx), void *ctx);
+	void *arg;
+};
+void bt_http_set_gate(const struct bt_http_gate *gate);
 
 /* replies; each ends the request */
 void bt_http_reply(struct evhttp_request *req, int code, const char *content_type,

@@ -23,7 +23,7 @@
  * A commit does not wait for the disk on the event loop: the store syncs
  * in a thread (bt_store_sync_start), and what depends on a commit waits
  * for that sync instead -- the calls of relay_flush() and, through
- * bt_http_set_store(), the answer to the request that made it -- so a
+ * bt_http_set_gate(), the answer to the request that made it -- so a
  * slow fsync delays those alone and no other request.
  */
 #include "relay.h"
@@ -36,8 +36,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+static unsigned long commits_mark(void *arg)
+{
+	struct relay *r = arg;
+
+	return r->store != NULL ? bt_store_commits(r->store) : 0;
+}
+
+static void durable_hold(void *arg, void (*send)(void *ctx), void *ctx)
+{
+	relay_state_when_durable(arg, send, ctx);
+}
+
 int relay_state_open(struct relay *r, char **cause)
 {
+	struct bt_http_gate gate = { commits_mark, durable_hold, r };
+
 	char *path;
 
 	if (bt_mkdirs(r->cfg.work_dir, 0755, cause) != 0)
@@ -48,7 +62,7 @@ int relay_state_open(struct relay *r, char **cause)
 	if (r->store == NULL || bt_store_sync_start(r->store, r->base, cause) != 0)
 		return -1;
 	/* an answer to a change leaves once the change is on disk */
-	bt_http_set_store(r->store);
+	bt_http_set_gate(&gate);
 	return 0;
 }
 
@@ -93,7 +107,7 @@ void relay_state_when_durable(struct relay *r, void (*cb)(void *arg), void *arg)
 void relay_state_close(struct relay *r)
 {
 	relay_state_commit(r);
-	bt_http_set_store(NULL);
+	bt_http_set_gate(NULL);
 	if (r->store != NULL)
 		bt_store_close(r->store);
 	r->store = NULL;

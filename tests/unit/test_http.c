@@ -2,7 +2,8 @@
  * test_http.c -- the HTTP server and client talking to each other in one
  * event loop: routing, path and query handling, error bodies, streams in
  * both framings, cancelling, peer-close detection, backpressure, refused
- * connections, many calls at once, and a request over a Unix socket.
+ * connections, many calls at once, a request over a Unix socket, and
+ * answers held back by a gate.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +325,29 @@ static void flood_cb(struct evhttp_request *req, const char *path,
 	assert_non_null(f->stream);
 }
 
+/* a gate whose mark counts writes; held answers wait in `held` until sent */
+static unsigned long writes;
+static void (*held_send)(void *ctx);
+static void *held_ctx;
+
+static unsigned long writes_mark(void *arg)
+{
+	return writes;
+}
+
+static void hold_answer(void *arg, void (*send)(void *ctx), void *ctx)
+{
+	held_send = send;
+	held_ctx = ctx;
+}
+
+static void write_cb(struct evhttp_request *req, const char *path,
+    const struct evkeyvalq *query, void *arg)
+{
+	writes++;
+	bt_http_reply(req, 201, "text/plain", "written", 7);
+}
+
 static int setup(void **state)
 {
 	struct fx *f = xcalloc(1, sizeof *f);
@@ -350,6 +374,7 @@ static int setup(void **state)
 	bt_http_server_route(f->server, "/flood", BT_ROUTE_EXACT, flood_cb, NULL);
 	bt_http_server_route(f->server, "/idle", BT_ROUTE_EXACT, idle_cb, NULL);
 	bt_http_server_route(f->server, "/port", BT_ROUTE_EXACT, port_cb, NULL);
+	bt_http_server_route(f->server, "/write", BT_ROUTE_EXACT, write_cb, NULL);
 	F = f;
 	*state = f;
 	return 0;
@@ -377,6 +402,39 @@ static json_t *body_json(const struct result *r)
 	if (j == NULL)
 		fail_msg("not JSON: '%s'", r->body);
 	return j;
+}
+
+/* an answer whose handler moved the gate's mark waits until the gate sends it */
+static void test_gate(void **state)
+{
+	struct fx *f = *state;
+	struct bt_http_gate gate = { writes_mark, hold_answer, NULL };
+	struct result r;
+
+	bt_http_set_gate(&gate);
+	fetch(f, "GET", "/hello", NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_null(held_send);
+	result_free(&r);
+
+	memset(&r, 0, sizeof r);
+	request(f, "POST", "/write", "x", &r);
+	run_for(f, 0.2);
+	assert_false(r.done);
+	assert_non_null(held_send);
+	held_send(held_ctx);
+	held_send = NULL;
+	run_until(f, &r.done, 10);
+	assert_int_equal(r.status, 201);
+	assert_string_equal(r.body, "written");
+	result_free(&r);
+	bt_http_set_gate(NULL);
+
+	/* without a gate the same answer leaves at once */
+	fetch(f, "POST", "/write", "x", &r);
+	assert_int_equal(r.status, 201);
+	assert_null(held_send);
+	result_free(&r);
 }
 
 static void test_get_post(void **state)
@@ -845,6 +903,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_get_post, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_body, setup, teardown),
