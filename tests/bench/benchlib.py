@@ -113,6 +113,11 @@ def fmt_met(met):
     return {True: "met", False: "NOT met", None: "—"}.get(met, str(met))
 
 
+def remove_dirs(dirs):
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class BenchCluster(harness.Cluster):
     """A harness Cluster whose daemons log at info level (debug logging
     would be part of what is measured)."""
@@ -171,8 +176,9 @@ class Ctx:
         self._clusters.append(c)
         return c
 
-    def close(self):
-        """Stop every cluster and remove the temporary directory."""
+    def close(self, keep_dirs=False):
+        """Stop every cluster and remove the temporary directories (or, with
+        keep_dirs, leave them in self.dirs for the caller to remove)."""
         errors = []
         for c in reversed(self._clusters):
             try:
@@ -180,8 +186,9 @@ class Ctx:
             except Exception as exc:  # noqa: BLE001 - keep cleaning up
                 errors.append(str(exc))
         self._clusters = []
-        for d in self._dirs:
-            shutil.rmtree(d, ignore_errors=True)
+        if not keep_dirs:
+            remove_dirs(self._dirs)
+        self.dirs = self._dirs
         return errors
 
 
@@ -311,6 +318,10 @@ level, all traffic on loopback.
   alternating, and the ratio is taken per run before the median.
 - **Bounds.** Every loop is bounded in count and in time; a module that
   runs out of time reports the runs it made.
+- **Isolation.** Each module starts its own daemons in its own temporary
+  directories; the directories are removed after the last module, so that
+  no module measures the file system still busy with the removal of the
+  one before.
 - **Targets.** "met" compares the median (or the stated percentile) with
   the target of issue 3; every target that is missed is listed at the end
   with its cause.
