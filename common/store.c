@@ -7,17 +7,23 @@
  * bt_store_begin()/bt_store_commit() every write is its own transaction
  * (SQLite's autocommit); inside, the writes land together or not at all.
  *
- * With bt_store_sync_start() the loop's connection runs synchronous=OFF
- * and never checkpoints; a thread owns the durability instead: woken with
- * the number of commits made, it fdatasync()s the -wal file (the commits
- * SQLite wrote before are then on disk, exactly what synchronous=FULL
- * would have waited for in the commit), checkpoints with a connection of
- * its own at synchronous=FULL once the log passes CHECKPOINT_BYTES, and
- * tells the loop through a pipe how far the disk has got.
+ * With bt_store_sync_start() the loop's connection runs synchronous=NORMAL
+ * (in WAL mode: no sync in a commit, only of the log's header when the log
+ * starts over) and never checkpoints; a thread owns the durability
+ * instead: woken with the number of commits made, it fdatasync()s the
+ * -wal file (the commits SQLite wrote before are then on disk, exactly
+ * what synchronous=FULL would have waited for in the commit), tells the
+ * loop through a pipe how far the disk has got, and then checkpoints with
+ * a connection of its own at synchronous=FULL once the log holds more
+ * than CHECKPOINT_FRAMES pages. A sync that fails lets nothing go: the
+ * daemon stops, as a commit that cannot be made durable must not be
+ * answered.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -52,7 +58,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_ROLLBACK] = "ROLLBACK",
 };
 
-#define CHECKPOINT_BYTES (4u << 20)   /* the sync thread checkpoints a log larger than this */
+#define CHECKPOINT_FRAMES 1000   /* the sync thread checkpoints a log of more pages than this */
 
 /* a bt_store_when_durable() waiting for commit number `commit` */
 struct durable_wait {
@@ -68,6 +74,7 @@ struct store_sync {
 	pthread_cond_t cond;
 	unsigned long want, done;       /* under lock: commits made, commits on disk */
 	int err;                        /* under lock: errno of a failed sync, or 0 */
+	int frames;                     /* under lock: pages in the log after the last commit */
 	bool stop;                      /* under lock: sync what is left, then end */
 	sqlite3 *ckpt;                  /* the thread's connection, for checkpoints */
 	char *wal_path;
@@ -82,6 +89,7 @@ struct bt_store {
 	char *path;
 	sqlite3_stmt *stmt[STMT_COUNT];
 	bool in_transaction;
+	unsigned long writes;           /* puts and deletes made */
 	unsigned long commits;
 	struct store_sync *sync;        /* NULL: every commit waits for the disk itself */
 };
@@ -206,6 +214,8 @@ int bt_store_put(struct bt_store *s, const char *ns, const char *key, const void
 	rc = stmt_run(s, st, what, cause);
 	sqlite3_clear_bindings(st);
 	free(what);
+	if (rc == 0)
+		s->writes++;
 	if (rc == 0 && !s->in_transaction)
 		committed(s);
 	return rc;
@@ -251,6 +261,8 @@ int bt_store_delete(struct bt_store *s, const char *ns, const char *key, char **
 
 	sqlite3_clear_bindings(st);
 	free(what);
+	if (rc == 0)
+		s->writes++;
 	if (rc == 0 && !s->in_transaction)
 		committed(s);
 	return rc;
@@ -342,41 +354,83 @@ void bt_store_rollback(struct bt_store *s)
 
 /* ---- durability off the loop ---- */
 
+/* the directory of path, fsynced so that a file just created in it is found after a crash */
+static int sync_dir(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int fd, rc;
+
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
+/* make the commits SQLite wrote so far durable: 0, or an errno */
+static int sync_log(struct store_sync *y, int *fd)
+{
+	if (*fd < 0) {
+		if ((*fd = open(y->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
+			return errno;
+		/* the log may be new: its directory entry goes to disk too, as SQLite's own syncs do */
+		if (sync_dir(y->wal_path) != 0)
+			return errno;
+	}
+	return fdatasync(*fd) == 0 ? 0 : errno;
+}
+
 static void *sync_main(void *arg)
 {
 	struct store_sync *y = arg;
 	unsigned long target;
-	struct stat sb;
-	int fd = -1, err;
+	int fd = -1, err = 0, frames;
 
 	pthread_mutex_lock(&y->lock);
-	for (;;) {
+	while (err == 0) {
 		while (y->done == y->want && !y->stop)
 			pthread_cond_wait(&y->cond, &y->lock);
 		if (y->done == y->want)
 			break;
 		target = y->want;
 		pthread_mutex_unlock(&y->lock);
-		err = 0;
-		if (fd < 0)
-			fd = open(y->wal_path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fdatasync(fd) != 0)
-			err = errno;
-		else if (fstat(fd, &sb) == 0 && sb.st_size > (off_t)CHECKPOINT_BYTES)
-			sqlite3_wal_checkpoint_v2(y->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		err = sync_log(y, &fd);
 		pthread_mutex_lock(&y->lock);
-		y->done = target;
-		if (err != 0)
-			y->err = err;
+		/* a failed sync lets nothing go: what waits stays held, and the loop gives up */
+		if (err == 0)
+			y->done = target;
+		y->err = err;
+		frames = y->frames;
 		pthread_mutex_unlock(&y->lock);
-		if (write(y->wake[1], "", 1) < 0 && errno != EAGAIN)
-			break;
+		while (write(y->wake[1], "", 1) < 0 && errno == EINTR)
+			;
+		/* after the loop was told: a checkpoint delays no answer */
+		if (err == 0 && frames > CHECKPOINT_FRAMES)
+			sqlite3_wal_checkpoint_v2(y->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		pthread_mutex_lock(&y->lock);
 	}
 	pthread_mutex_unlock(&y->lock);
 	if (fd >= 0)
 		close(fd);
 	return NULL;
+}
+
+/* after each commit: how long the log has grown (SQLite's wal hook, in the loop) */
+static int wal_hook_cb(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store_sync *y = arg;
+
+	pthread_mutex_lock(&y->lock);
+	y->frames = frames;
+	pthread_mutex_unlock(&y->lock);
+	return SQLITE_OK;
 }
 
 /* run the waits of the commits up to done */
@@ -406,20 +460,23 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&y->lock);
 	done = y->done;
 	err = y->err;
-	y->err = 0;
 	pthread_mutex_unlock(&y->lock);
-	if (err != 0)
-		log_error("unable to sync store '%s': %s", s->path, strerror(err));
+	if (err != 0) {
+		log_error("unable to sync store '%s': %s: stopping, since what was written "
+		    "cannot be made durable", s->path, strerror(err));
+		exit(EXIT_FAILURE);
+	}
 	release(y, done);
 }
 
 int bt_store_sync_start(struct bt_store *s, struct event_base *base, char **cause)
 {
+	sigset_t all, old_mask;
 	struct store_sync *y;
 
 	if (s->sync != NULL)
 		return 0;
-	if (exec_sql(s, "PRAGMA synchronous=OFF", cause) != 0 ||
+	if (exec_sql(s, "PRAGMA synchronous=NORMAL", cause) != 0 ||
 	    exec_sql(s, "PRAGMA wal_autocheckpoint=0", cause) != 0)
 		return -1;
 	y = xcalloc(1, sizeof *y);
@@ -442,13 +499,19 @@ int bt_store_sync_start(struct bt_store *s, struct event_base *base, char **caus
 	event_add(y->ev, NULL);
 	pthread_mutex_init(&y->lock, NULL);
 	pthread_cond_init(&y->cond, NULL);
-	if ((errno = pthread_create(&y->thread, NULL, sync_main, y)) != 0) {
+	/* the thread takes no signal: the loop's handlers stay the loop's */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old_mask);
+	errno = pthread_create(&y->thread, NULL, sync_main, y);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	if (errno != 0) {
 		*cause = xasprintf("unable to sync store '%s': thread: %s", s->path, strerror(errno));
 		pthread_mutex_destroy(&y->lock);
 		pthread_cond_destroy(&y->cond);
 		goto fail;
 	}
 	s->sync = y;
+	sqlite3_wal_hook(s->db, wal_hook_cb, y);
 	return 0;
 fail:
 	if (y->ev != NULL)
@@ -477,9 +540,10 @@ static void sync_stop(struct bt_store *s)
 	pthread_cond_signal(&y->cond);
 	pthread_mutex_unlock(&y->lock);
 	pthread_join(y->thread, NULL);
+	sqlite3_wal_hook(s->db, NULL, NULL);
 	if (y->err != 0)
 		log_error("unable to sync store '%s': %s", s->path, strerror(y->err));
-	release(y, s->commits);
+	release(y, ULONG_MAX);          /* the store closes: every wait runs */
 	event_free(y->ev);
 	close(y->wake[0]);
 	close(y->wake[1]);
@@ -501,17 +565,24 @@ unsigned long bt_store_commits(const struct bt_store *s)
 	return s->commits;
 }
 
+unsigned long bt_store_writes(const struct bt_store *s)
+{
+	return s->writes;
+}
+
 void bt_store_when_durable(struct bt_store *s, void (*cb)(void *arg), void *arg)
 {
 	struct store_sync *y = s->sync;
+	/* an open transaction is the next commit */
+	unsigned long commit = s->commits + (s->in_transaction ? 1 : 0);
 	struct durable_wait *w;
 
-	if (y == NULL || y->durable >= s->commits) {
+	if (y == NULL || y->durable >= commit) {
 		cb(arg);
 		return;
 	}
 	w = xmalloc(sizeof *w);
-	w->commit = s->commits;
+	w->commit = commit;
 	w->cb = cb;
 	w->arg = arg;
 	w->next = NULL;

@@ -43,12 +43,15 @@ void bt_store_rollback(struct bt_store *s);
  * what waits for it, through bt_store_when_durable(), never the loop.
  */
 int bt_store_sync_start(struct bt_store *s, struct event_base *base, char **cause);
-/* commits so far */
+/* commits so far; writes (puts and deletes) so far */
 unsigned long bt_store_commits(const struct bt_store *s);
+unsigned long bt_store_writes(const struct bt_store *s);
 /*
- * Run cb(arg) in the loop once every commit so far is on disk: at once
- * when it is (and always without bt_store_sync_start()). Waits are run in
- * the order they were made; bt_store_close() runs those left.
+ * Run cb(arg) in the loop once every commit so far, and the open
+ * transaction's once it is committed, is on disk: at once when it is (and
+ * always without bt_store_sync_start()). Waits are run in the order they
+ * were made; bt_store_close() runs those left. If a sync fails, the
+ * daemon exits instead.
  */
 void bt_store_when_durable(struct bt_store *s, void (*cb)(void *arg), void *arg);
 

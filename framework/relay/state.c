@@ -36,11 +36,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long commits_mark(void *arg)
+/* an answer whose handler wrote to the store waits until that is on disk */
+static unsigned long writes_mark(void *arg)
 {
 	struct relay *r = arg;
 
-	return r->store != NULL ? bt_store_commits(r->store) : 0;
+	return r->store != NULL ? bt_store_writes(r->store) : 0;
 }
 
 static void durable_hold(void *arg, void (*send)(void *ctx), void *ctx)
@@ -50,7 +51,7 @@ static void durable_hold(void *arg, void (*send)(void *ctx), void *ctx)
 
 int relay_state_open(struct relay *r, char **cause)
 {
-	struct bt_http_gate gate = { commits_mark, durable_hold, r };
+	struct bt_http_gate gate = { writes_mark, durable_hold, r };
 
 	char *path;
 

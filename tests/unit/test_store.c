@@ -189,7 +189,7 @@ struct waits {
 };
 
 static struct waits ran;
-static char letters[] = "abcde";
+static char letters[] = "abcdef";
 
 static void wait_cb(void *arg)
 {
@@ -245,22 +245,33 @@ static void test_sync_off_loop(void **state)
 	bt_store_when_durable(f->s, wait_cb, &letters[2]);
 	run_until(base, &ran, 3);
 	assert_memory_equal(ran.order, "abc", 3);
-	/* the thread checkpointed the log into the database file */
-	assert_int_equal(stat(f->path, &sb), 0);
+	/* the thread checkpoints the log into the database file, after telling the loop */
+	for (i = 0; i < 1000 && (stat(f->path, &sb) != 0 || sb.st_size <= 5 << 20); i++)
+		usleep(10000);
 	assert_true(sb.st_size > 5 << 20);
 	/* all on disk: at once again */
 	bt_store_when_durable(f->s, wait_cb, &letters[3]);
 	assert_int_equal(ran.n, 4);
+	/* a wait made inside a transaction waits for its commit and that sync */
+	assert_int_equal(bt_store_begin(f->s, &cause), 0);
+	assert_int_equal(bt_store_put(f->s, "t", "three", "3", 1, &cause), 0);
+	bt_store_when_durable(f->s, wait_cb, &letters[4]);
+	for (i = 0; i < 10; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	assert_int_equal(ran.n, 4);
+	assert_int_equal(bt_store_commit(f->s, &cause), 0);
+	run_until(base, &ran, 5);
 	/* closing runs the waits left, after syncing */
 	assert_int_equal(bt_store_put(f->s, "t", "two", "2", 1, &cause), 0);
-	bt_store_when_durable(f->s, wait_cb, &letters[4]);
+	bt_store_when_durable(f->s, wait_cb, &letters[5]);
 	bt_store_close(f->s);
-	assert_int_equal(ran.n, 5);
-	assert_memory_equal(ran.order, "abcde", 5);
+	assert_int_equal(ran.n, 6);
+	assert_memory_equal(ran.order, "abcdef", 6);
 	f->s = bt_store_open(f->path, &cause);
 	assert_non_null(f->s);
 	check_value(f->s, "t", "one", "1");
 	check_value(f->s, "t", "two", "2");
+	check_value(f->s, "t", "three", "3");
 	free(big);
 	event_base_free(base);
 }
