@@ -251,8 +251,8 @@ def test_cli_session(local, tmp_path):
     p = local.cli("app", "scale", "sleepy", "3", check=1)
     assert "locked by one or more deployments" in p.stderr and "HTTP 409" in p.stderr, p.stderr
     local.cli("app", "scale", "--force", "sleepy", "3", check=0)   # a relative id works too
-    wait_for(lambda: listed(3) and len(sleepers(local.dir)) == 3, timeout=60, interval=0.2,
-             what="three instances after scale 3")
+    wait_for(lambda: listed(3) and len(sleepers(local.dir)) == 3 and not deployments(),
+             timeout=60, interval=0.2, what="three instances after scale 3, deployment done")
     p = local.cli("app", "scale", "/sleepy", "many", check=2)
     assert "invalid number of instances 'many'" in p.stderr
 
