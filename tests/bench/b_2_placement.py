@@ -44,7 +44,7 @@ CHANGED = ("What changed: at full scale nothing ran at first, because the master
            "of relay's CPU at this scale, perf; 46 s to 39 s until all ran), and relay's "
            "store syncs in a thread, so the fsync of a group commit no longer stops relay's "
            "loop: only the calls waiting for it wait (before: 2,982 tasks/s, p99 11.7 s; "
-           "after, in three full runs: 3,490 to 4,992 tasks/s, p99 5.3 to 8.2 s). "
+           "after, in four full runs: 3,469 to 4,992 tasks/s, p99 5.3 to 8.9 s). "
            "What remains (perf and per-process CPU time): relay is the bottleneck, busy "
            "about 0.3 ms of CPU per task and on a core all the time, spread over the two "
            "status updates of each task: an event from the master, a SQLite write, and an "
