@@ -35,6 +35,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "util.h"
 #include "xmalloc.h"
 
 enum {
@@ -354,26 +355,6 @@ void bt_store_rollback(struct bt_store *s)
 
 /* ---- durability off the loop ---- */
 
-/* the directory of path, fsynced so that a file just created in it is found after a crash */
-static int sync_dir(const char *path)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	int fd, rc;
-
-	if (slash == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	return rc;
-}
-
 /* make the commits SQLite wrote so far durable: 0, or an errno */
 static int sync_log(struct store_sync *y, int *fd)
 {
@@ -381,7 +362,7 @@ static int sync_log(struct store_sync *y, int *fd)
 		if ((*fd = open(y->wal_path, O_RDONLY | O_CLOEXEC)) < 0)
 			return errno;
 		/* the log may be new: its directory entry goes to disk too, as SQLite's own syncs do */
-		if (sync_dir(y->wal_path) != 0)
+		if (bt_fsync_dir_of(y->wal_path) != 0)
 			return errno;
 	}
 	return fdatasync(*fd) == 0 ? 0 : errno;
@@ -523,7 +504,8 @@ fail:
 	sqlite3_close(y->ckpt);
 	free(y->wal_path);
 	free(y);
-	exec_sql(s, "PRAGMA synchronous=FULL", cause);
+	if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+		log_warn("store '%s' stays at synchronous=NORMAL: %s", s->path, sqlite3_errmsg(s->db));
 	return -1;
 }
 

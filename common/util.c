@@ -93,16 +93,19 @@ bool bt_str_has_suffix(const char *s, const char *suffix)
 	return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
-static int fsync_dir_of(const char *path)
+int bt_fsync_dir_of(const char *path)
 {
 	char *copy = xstrdup(path);
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, err;
+
 	free(copy);
 	if (fd < 0)
 		return -1;
-	fsync(fd);
+	rc = fsync(fd);
+	err = errno;
 	close(fd);
-	return 0;
+	errno = err;
+	return rc;
 }
 
 /* all of data to fd; -1 with cause naming path */
@@ -148,7 +151,7 @@ static int write_file(const char *path, const void *data, size_t len, bool durab
 		goto out;
 	}
 	if (durable)
-		fsync_dir_of(path);
+		bt_fsync_dir_of(path);
 	rc = 0;
 out:
 	if (fd >= 0)

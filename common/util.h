@@ -27,6 +27,8 @@ int64_t bt_round(double x);
 bool bt_str_has_prefix(const char *s, const char *prefix);
 bool bt_str_has_suffix(const char *s, const char *suffix);
 
+/* fsync the directory that holds path, so that a file just made there survives a crash; -1 with errno */
+int bt_fsync_dir_of(const char *path);
 /* write a whole file atomically: temporary file, fsync, rename, fsync dir */
 int bt_write_file_atomic(const char *path, const void *data, size_t len, char **cause);
 /*

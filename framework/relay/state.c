@@ -52,7 +52,6 @@ static void durable_hold(void *arg, void (*send)(void *ctx), void *ctx)
 int relay_state_open(struct relay *r, char **cause)
 {
 	struct bt_http_gate gate = { writes_mark, durable_hold, r };
-
 	char *path;
 
 	if (bt_mkdirs(r->cfg.work_dir, 0755, cause) != 0)
