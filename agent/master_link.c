@@ -22,6 +22,7 @@
 #include "http_client.h"
 #include "ids.h"
 #include "log.h"
+#include "pbjson.h"
 #include "recordio.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -369,14 +370,16 @@ static int stream_data_cb(struct bt_http_call *call, const void *data, size_t le
 			free(cause);
 			return -1;
 		}
-		ev = butte__agent_event__unpack(NULL, rlen, (const uint8_t *)rec);
+		ev = (Butte__AgentEvent *)bt_pb_decode_scoped(&butte__agent_event__descriptor, false,
+		    rec, rlen, &cause);
 		if (ev == NULL) {
 			log_error("undecodable event of %zu bytes from the master", rlen);
+			free(cause);
 			return -1;
 		}
 		evtimer_del(l->watchdog_ev);
 		handle_event(l, ev);
-		butte__agent_event__free_unpacked(ev, NULL);
+		bt_pb_decoded_free(&ev->base);
 		if (l->stream != call)
 			return -1;      /* the handler dropped this stream */
 		arm_watchdog(l);

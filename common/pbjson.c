@@ -746,6 +746,136 @@ ProtobufCMessage *bt_pb_decode(const ProtobufCMessageDescriptor *desc, bool json
 	return msg;
 }
 
+/* ---- messages that live for one handler ---- */
+
+#define SCOPE_BLOCK (64u * 1024)        /* the block kept between uses */
+#define SCOPE_ALIGN 16u
+
+struct scope_block {
+	struct scope_block *next;
+	size_t size, used;
+	max_align_t data[];
+};
+
+/*
+ * The blocks of the messages decoded since the last moment none was held
+ * (depth 0), newest first, and the messages that came from JSON (heap
+ * trees, freed part by part). Under AddressSanitizer every allocation is
+ * a block of its own, so overruns are still caught.
+ */
+static struct {
+	struct scope_block *blocks;
+	int depth;
+	ProtobufCMessage **heap;
+	size_t nheap, aheap;
+} scope;
+
+static struct scope_block *scope_block_new(size_t size)
+{
+	struct scope_block *b = xmalloc(sizeof *b + size);
+
+	b->size = size;
+	b->used = 0;
+	b->next = NULL;
+	return b;
+}
+
+static void *scope_alloc(void *unused, size_t size)
+{
+	struct scope_block *b = scope.blocks;
+
+	(void)unused;
+	size = (size + SCOPE_ALIGN - 1) & ~(size_t)(SCOPE_ALIGN - 1);
+#if !defined(__SANITIZE_ADDRESS__)
+	if (b != NULL && b->size - b->used >= size) {
+		void *p = (char *)b->data + b->used;
+		b->used += size;
+		return p;
+	}
+	if (size <= SCOPE_BLOCK / 4) {
+		b = scope_block_new(SCOPE_BLOCK);       /* a fresh current block */
+		b->used = size;
+		b->next = scope.blocks;
+		scope.blocks = b;
+		return b->data;
+	}
+#endif
+	/* a block of its own, behind the current one, which stays in use */
+	b = scope_block_new(size);
+	b->used = size;
+	if (scope.blocks != NULL) {
+		b->next = scope.blocks->next;
+		scope.blocks->next = b;
+	} else {
+		scope.blocks = b;
+	}
+	return b->data;
+}
+
+static void scope_free(void *unused, void *p)
+{
+	(void)unused;
+	(void)p;                /* everything goes when the scope ends */
+}
+
+static ProtobufCAllocator scope_allocator = { scope_alloc, scope_free, NULL };
+
+ProtobufCMessage *bt_pb_decode_scoped(const ProtobufCMessageDescriptor *desc, bool json,
+    const void *data, size_t len, char **cause)
+{
+	ProtobufCMessage *msg;
+
+	if (json) {
+		msg = bt_pb_decode(desc, true, data, len, cause);
+		if (msg == NULL)
+			return NULL;
+		if (scope.nheap == scope.aheap) {
+			scope.aheap = scope.aheap ? scope.aheap * 2 : 8;
+			scope.heap = xreallocarray(scope.heap, scope.aheap, sizeof *scope.heap);
+		}
+		scope.heap[scope.nheap++] = msg;
+		scope.depth++;
+		return msg;
+	}
+	scope.depth++;
+	msg = protobuf_c_message_unpack(desc, &scope_allocator, len, data);
+	if (msg == NULL) {
+		bt_pb_decoded_free(NULL);
+		set_cause(cause, xasprintf("unable to parse protobuf body as %s", desc->name));
+	}
+	return msg;
+}
+
+/* msg may be NULL: the scope a failed decode opened ends */
+void bt_pb_decoded_free(ProtobufCMessage *msg)
+{
+	struct scope_block *b, *next, *keep = NULL;
+
+	(void)msg;
+	if (scope.depth == 0 || --scope.depth > 0)
+		return;
+	for (b = scope.blocks; b != NULL; b = next) {
+		next = b->next;
+		if (keep == NULL && b->size == SCOPE_BLOCK) {
+			keep = b;
+			continue;
+		}
+		free(b);
+	}
+	if (keep != NULL) {
+		keep->used = 0;
+		keep->next = NULL;
+	}
+	scope.blocks = keep;
+	while (scope.nheap > 0)
+		protobuf_c_message_free_unpacked(scope.heap[--scope.nheap], NULL);
+	if (scope.aheap > 64) {
+		free(scope.heap);
+		scope.heap = NULL;
+		scope.aheap = 0;
+	}
+}
+
 void *bt_pb_encode_alloc(const ProtobufCMessage *msg, bool json, size_t *len)
 {
 	uint8_t *buf;

@@ -34,6 +34,18 @@ ProtobufCMessage *bt_pbjson_to_message(const ProtobufCMessageDescriptor *desc, c
  */
 ProtobufCMessage *bt_pb_decode(const ProtobufCMessageDescriptor *desc, bool json,
     const void *data, size_t len, char **cause);
+/*
+ * The same, for a message that lives no longer than the handler that
+ * decodes it (a call, an event): protobuf goes into a bump allocator,
+ * which frees it all at once instead of part by part. Release it with
+ * bt_pb_decoded_free(), never protobuf_c_message_free_unpacked(); the
+ * memory is reused once every such message of the moment is released,
+ * so nothing may point into one afterwards (copy with bt_pb_copy()).
+ * For the event loop's thread only.
+ */
+ProtobufCMessage *bt_pb_decode_scoped(const ProtobufCMessageDescriptor *desc, bool json,
+    const void *data, size_t len, char **cause);
+void bt_pb_decoded_free(ProtobufCMessage *msg);
 /* serialise msg in either encoding and append it to out (unframed) */
 void bt_pb_encode(struct evbuffer *out, const ProtobufCMessage *msg, bool json);
 /* serialise into a heap buffer; caller frees */

@@ -682,8 +682,8 @@ void master_agent_api_cb(struct evhttp_request *req, const char *path,
 	}
 	free(ctype);
 	body = bt_http_body(req, &len);
-	call = (Butte__AgentCall *)bt_pb_decode(&butte__agent_call__descriptor, false, body, len,
-	    &cause);
+	call = (Butte__AgentCall *)bt_pb_decode_scoped(&butte__agent_call__descriptor, false, body,
+	    len, &cause);
 	if (call == NULL) {
 		bt_http_error(req, 400, "failed to parse body into AgentCall: %s", cause);
 		free(cause);
@@ -701,7 +701,7 @@ void master_agent_api_cb(struct evhttp_request *req, const char *path,
 		bt_http_error(req, 400, "unsupported agent call type %d", (int)call->type);
 		break;
 	}
-	protobuf_c_message_free_unpacked(&call->base, NULL);
+	bt_pb_decoded_free(&call->base);
 }
 
 void master_agents_init(struct master *m)

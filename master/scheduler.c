@@ -364,8 +364,8 @@ void master_scheduler_api_cb(struct evhttp_request *req, const char *path,
 	json = strcmp(ctype, CT_JSON) == 0;
 	free(ctype);
 	body = bt_http_body(req, &len);
-	call = (Mesos__V1__Scheduler__Call *)bt_pb_decode(&mesos__v1__scheduler__call__descriptor,
-	    json, body, len, &cause);
+	call = (Mesos__V1__Scheduler__Call *)bt_pb_decode_scoped(
+	    &mesos__v1__scheduler__call__descriptor, json, body, len, &cause);
 	if (call == NULL) {
 		bt_http_error(req, 400, "Failed to parse body into Call: %s", cause);
 		free(cause);
@@ -377,5 +377,5 @@ void master_scheduler_api_cb(struct evhttp_request *req, const char *path,
 		subscribe_call(m, req, call, json);
 	else
 		dispatch(m, req, call, json);
-	protobuf_c_message_free_unpacked(&call->base, NULL);
+	bt_pb_decoded_free(&call->base);
 }

@@ -166,7 +166,7 @@ static int sub_data_cb(struct bt_http_call *call, const void *data, size_t len, 
 	bt_recordio_feed(&r->rio, data, len);
 	relay_batch_begin(r);
 	while ((res = bt_recordio_next(&r->rio, &rec, &rlen, &cause)) == BT_RECORDIO_RECORD) {
-		Mesos__V1__Scheduler__Event *ev = (Mesos__V1__Scheduler__Event *)bt_pb_decode(
+		Mesos__V1__Scheduler__Event *ev = (Mesos__V1__Scheduler__Event *)bt_pb_decode_scoped(
 		    &mesos__v1__scheduler__event__descriptor, false, rec, rlen, &cause);
 		if (ev == NULL) {
 			log_error("undecodable event from the master: %s", cause);
@@ -174,7 +174,7 @@ static int sub_data_cb(struct bt_http_call *call, const void *data, size_t len, 
 			goto out;
 		}
 		handle_event(r, ev);
-		protobuf_c_message_free_unpacked(&ev->base, NULL);
+		bt_pb_decoded_free(&ev->base);
 		if (r->sub_call == NULL)
 			goto out;
 	}

@@ -461,6 +461,119 @@ static void test_decode_encode(void **state)
 	protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* an ACCEPT of n tasks, each with a name of namelen characters, packed */
+static uint8_t *packed_accept(size_t n, size_t namelen, size_t *len)
+{
+	Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
+	Mesos__V1__Scheduler__Call__Accept acc = MESOS__V1__SCHEDULER__CALL__ACCEPT__INIT;
+	Mesos__V1__Offer__Operation op = MESOS__V1__OFFER__OPERATION__INIT;
+	Mesos__V1__Offer__Operation__Launch launch = MESOS__V1__OFFER__OPERATION__LAUNCH__INIT;
+	Mesos__V1__TaskInfo *tasks = xcalloc(n, sizeof *tasks), **ptrs = xcalloc(n, sizeof *ptrs);
+	Mesos__V1__TaskID *ids = xcalloc(n, sizeof *ids);
+	Mesos__V1__AgentID agent = MESOS__V1__AGENT_ID__INIT;
+	Mesos__V1__Offer__Operation *opp = &op;
+	char *name = xmalloc(namelen + 1), idbuf[32];
+	uint8_t *buf;
+	size_t i;
+
+	memset(name, 'n', namelen);
+	name[namelen] = '\0';
+	agent.value = "agent-1";
+	for (i = 0; i < n; i++) {
+		mesos__v1__task_info__init(&tasks[i]);
+		mesos__v1__task_id__init(&ids[i]);
+		snprintf(idbuf, sizeof idbuf, "task-%zu", i);
+		ids[i].value = xstrdup(idbuf);
+		tasks[i].task_id = &ids[i];
+		tasks[i].agent_id = &agent;
+		tasks[i].name = name;
+		ptrs[i] = &tasks[i];
+	}
+	launch.n_task_infos = n;
+	launch.task_infos = ptrs;
+	op.has_type = true;
+	op.type = MESOS__V1__OFFER__OPERATION__TYPE__LAUNCH;
+	op.launch = &launch;
+	acc.n_operations = 1;
+	acc.operations = &opp;
+	call.has_type = true;
+	call.type = MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT;
+	call.accept = &acc;
+	*len = mesos__v1__scheduler__call__get_packed_size(&call);
+	buf = xmalloc(*len);
+	mesos__v1__scheduler__call__pack(&call, buf);
+	for (i = 0; i < n; i++)
+		free(ids[i].value);
+	free(ids);
+	free(ptrs);
+	free(tasks);
+	free(name);
+	return buf;
+}
+
+static void assert_accept(const ProtobufCMessage *m, size_t n, size_t namelen)
+{
+	const Mesos__V1__Scheduler__Call *c = (const Mesos__V1__Scheduler__Call *)m;
+	const Mesos__V1__Offer__Operation__Launch *l;
+	char idbuf[32];
+	size_t i;
+
+	assert_non_null(c);
+	assert_int_equal(c->type, MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT);
+	l = c->accept->operations[0]->launch;
+	assert_int_equal(l->n_task_infos, n);
+	for (i = 0; i < n; i++) {
+		snprintf(idbuf, sizeof idbuf, "task-%zu", i);
+		assert_string_equal(l->task_infos[i]->task_id->value, idbuf);
+		assert_int_equal(strlen(l->task_infos[i]->name), namelen);
+	}
+}
+
+/* scoped messages: nested ones stay whole until the outermost is released */
+static void test_decode_scoped(void **state)
+{
+	size_t small_len, big_len, i;
+	uint8_t *small = packed_accept(3, 10, &small_len);
+	uint8_t *big = packed_accept(2000, 40, &big_len);     /* past one block */
+	uint8_t *huge = packed_accept(1, 100 * 1024, &i);    /* one string past a block */
+	ProtobufCMessage *outer, *inner, *j, *h;
+	char *cause = NULL;
+	size_t huge_len = i;
+
+	for (i = 0; i < 3; i++) {                       /* the memory is reused each round */
+		outer = bt_pb_decode_scoped(CALL_DESC, false, small, small_len, &cause);
+		inner = bt_pb_decode_scoped(CALL_DESC, false, big, big_len, &cause);
+		h = bt_pb_decode_scoped(CALL_DESC, false, huge, huge_len, &cause);
+		j = bt_pb_decode_scoped(CALL_DESC, true, "{\"type\":\"TEARDOWN\"}", 19, &cause);
+		assert_non_null(j);
+		assert_int_equal(((Mesos__V1__Scheduler__Call *)j)->type,
+		    MESOS__V1__SCHEDULER__CALL__TYPE__TEARDOWN);
+		assert_accept(inner, 2000, 40);
+		assert_accept(h, 1, 100 * 1024);
+		bt_pb_decoded_free(j);
+		bt_pb_decoded_free(h);
+		bt_pb_decoded_free(inner);
+		assert_accept(outer, 3, 10);            /* the outer one is still whole */
+		bt_pb_decoded_free(outer);
+	}
+
+	/* a failed decode closes its own scope and says why */
+	assert_null(bt_pb_decode_scoped(CALL_DESC, false, "\xff\xff\xff", 3, &cause));
+	assert_string_equal(cause, "unable to parse protobuf body as mesos.v1.scheduler.Call");
+	free(cause);
+	cause = NULL;
+	assert_null(bt_pb_decode_scoped(CALL_DESC, true, "{", 1, &cause));
+	assert_non_null(strstr(cause, "unable to parse JSON body"));
+	free(cause);
+	outer = bt_pb_decode_scoped(CALL_DESC, false, small, small_len, &cause);
+	assert_accept(outer, 3, 10);
+	bt_pb_decoded_free(outer);
+	bt_pb_decoded_free(NULL);                       /* nothing open: no effect */
+	free(small);
+	free(big);
+	free(huge);
+}
+
 static void test_base64(void **state)
 {
 	static const char *const plain[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
@@ -526,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_lenient_input),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_decode_encode),
+		cmocka_unit_test(test_decode_scoped),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_odd_values),
 	};
