@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -157,6 +158,14 @@ void bt_store_close(struct bt_store *s)
 		log_warn("unable to close store '%s': %s", s->path, sqlite3_errmsg(s->db));
 	free(s->path);
 	free(s);
+}
+
+int bt_store_cache(struct bt_store *s, size_t kib, char **cause)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%zu", kib);
+	return exec_sql(s, sql, cause);
 }
 
 /* bind ns and key as ?1 and ?2 */

@@ -19,6 +19,12 @@ struct event_base;
 /* open or create the database file; NULL with *cause */
 struct bt_store *bt_store_open(const char *path, char **cause);
 void bt_store_close(struct bt_store *s);
+/*
+ * Let SQLite keep up to kib KiB of pages in memory (its default is 2 MiB):
+ * a store whose rows are rewritten all over, such as relay's tasks, then
+ * reads no page back from the file to change it.
+ */
+int bt_store_cache(struct bt_store *s, size_t kib, char **cause);
 
 int bt_store_put(struct bt_store *s, const char *ns, const char *key, const void *value,
     size_t len, char **cause);

@@ -207,7 +207,8 @@ static struct relay_task *new_task(struct relay *r, struct relay_app *app,
 		t->incarnation = app->relaunch[0].incarnation;
 		memmove(&app->relaunch[0], &app->relaunch[1], --app->nrelaunch * sizeof app->relaunch[0]);
 	} else {
-		uuid = bt_uuid_new();
+		/* time-ordered, as Marathon's: the records of tasks launched together lie together */
+		uuid = bt_uuid_new_ordered();
 		t->instance_id = xasprintf("%s.instance-%s", safe, uuid);
 		t->incarnation = 1;
 		free(uuid);
