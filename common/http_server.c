@@ -46,6 +46,7 @@
 #define MAX_BODY_SIZE           (64 << 20)
 #define IDLE_TIMEOUT            120             /* seconds for a keep-alive connection */
 #define STREAM_READ_LIMIT       65536           /* bytes a stream's peer may send us */
+#define LISTEN_BACKLOG          4096            /* the kernel caps it at net.core.somaxconn */
 
 struct route {
 	char *path;
@@ -67,6 +68,8 @@ struct bt_http_server {
 	double emfile_logged;           /* monotonic time of the last such warning */
 	struct bt_http_server *next;    /* in `servers` */
 };
+
+static void release_replied(void);
 
 /* every server of the process: a listener's error callback finds its own here */
 static struct bt_http_server *servers;
@@ -321,6 +324,7 @@ struct bt_http_server *bt_http_server_new(struct event_base *base, const char *i
 {
 	struct bt_http_server *s = xcalloc(1, sizeof *s);
 	int one = 1;
+	evutil_socket_t lfd;
 
 	s->base = base;
 	s->http = evhttp_new(base);
@@ -345,8 +349,15 @@ struct bt_http_server *bt_http_server_new(struct event_base *base, const char *i
 	 * some 40 ms per request on keep-alive connections. Accepted sockets
 	 * inherit it from the listening one.
 	 */
-	(void)setsockopt(evconnlistener_get_fd(evhttp_bound_socket_get_listener(s->bound)),
-	    IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	lfd = evconnlistener_get_fd(evhttp_bound_socket_get_listener(s->bound));
+	(void)setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/*
+	 * evhttp listens with a backlog of 128. Ten thousand agents subscribing
+	 * at once, or a framework opening its connections while the loop is
+	 * busy, overflow it: the kernel drops the SYN and the client waits 1,
+	 * 3, 7 s to try again. As long a queue as the kernel allows instead.
+	 */
+	(void)listen(lfd, LISTEN_BACKLOG);
 	evhttp_set_bevcb(s->http, connection_bev_cb, NULL);
 	s->accept_pause = evtimer_new(base, accept_resume_cb, s);
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), accept_error_cb);
@@ -380,6 +391,8 @@ void bt_http_server_free(struct bt_http_server *s)
 		free(s->routes[i].path);
 	free(s->routes);
 	free(s);
+	if (servers == NULL)
+		release_replied();
 }
 
 int bt_http_server_port(const struct bt_http_server *s)
@@ -448,11 +461,84 @@ struct held_reply {
 	int code;
 };
 
+/*
+ * Replies leave at the end of the loop turn that made them, not a turn
+ * later. evhttp queues a reply in the connection's bufferevent, which
+ * writes it once epoll reports the socket writable, and only then reads
+ * the connection's next request: a turn, a wait and (without a changelist)
+ * two epoll_ctl() per request. Instead every connection that got a reply
+ * is written here once the turn's other callbacks have run, and when its
+ * reply went out whole, the bufferevent's write callback is run at once
+ * (bufferevent_trigger), which is what the writable socket would have
+ * done: evhttp finishes the request and goes on to the next one, which a
+ * client that pipelines has already sent, without waiting for epoll.
+ * Each entry holds a reference, so a connection evhttp frees meanwhile is
+ * only written no more.
+ */
+static struct {
+	struct bufferevent **bevs;
+	size_t n, cap;
+	struct event *ev;
+} replied;
+
+static void flush_replied_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct bufferevent *bev;
+	struct evbuffer *out;
+	size_t i;
+	int fd;
+
+	/* entries added while this runs (the next requests' replies) are taken too */
+	for (i = 0; i < replied.n; i++) {
+		bev = replied.bevs[i];
+		out = bufferevent_get_output(bev);
+		fd = bufferevent_getfd(bev);
+		while (fd >= 0 && evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+			;
+		if (fd >= 0 && evbuffer_get_length(out) == 0)
+			bufferevent_trigger(bev, EV_WRITE, 0);
+		bufferevent_decref(bev);
+	}
+	replied.n = 0;
+}
+
+/* the last server is gone: what waits is only released */
+static void release_replied(void)
+{
+	while (replied.n > 0)
+		bufferevent_decref(replied.bevs[--replied.n]);
+	free(replied.bevs);
+	if (replied.ev != NULL)
+		event_free(replied.ev);
+	memset(&replied, 0, sizeof replied);
+}
+
+/* evhttp_send_reply, and the connection written at the end of the turn */
+static void send_now(struct evhttp_request *req, int code)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	evhttp_send_reply(req, code, reason_phrase(code), NULL);
+	if (bev == NULL)
+		return;
+	if (replied.ev == NULL)
+		replied.ev = event_new(bufferevent_get_base(bev), -1, 0, flush_replied_cb, NULL);
+	if (replied.n == replied.cap) {
+		replied.cap = replied.cap ? replied.cap * 2 : 64;
+		replied.bevs = xreallocarray(replied.bevs, replied.cap, sizeof *replied.bevs);
+	}
+	bufferevent_incref(bev);
+	replied.bevs[replied.n++] = bev;
+	if (replied.n == 1)
+		event_active(replied.ev, 0, 0);
+}
+
 static void send_held_cb(void *arg)
 {
 	struct held_reply *h = arg;
 
-	evhttp_send_reply(h->req, h->code, reason_phrase(h->code), NULL);
+	send_now(h->req, h->code);
 	free(h);
 }
 
@@ -462,7 +548,7 @@ static void send_reply(struct evhttp_request *req, int code)
 	struct held_reply *h;
 
 	if (gate.hold == NULL || (in_handler && gate.mark(gate.arg) == handler_mark)) {
-		evhttp_send_reply(req, code, reason_phrase(code), NULL);
+		send_now(req, code);
 		return;
 	}
 	h = xmalloc(sizeof *h);

@@ -208,7 +208,8 @@ void master_framework_connect(struct master_framework *fw, struct evhttp_request
 	fw->json = json;
 	bt_http_add_header(req, "Mesos-Stream-Id", fw->stream_id);
 	fw->stream = bt_http_stream_start(req, 200, json ? "application/json" :
-	    "application/x-protobuf", true, MASTER_STREAM_MAX_BUFFERED, stream_closed_cb, fw);
+	    "application/x-protobuf", true, MASTER_FRAMEWORK_STREAM_MAX_BUFFERED, stream_closed_cb,
+	    fw);
 	if (fw->registered_time == 0)
 		fw->registered_time = bt_now();
 	else

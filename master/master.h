@@ -35,7 +35,14 @@
 #define MASTER_MAX_COMPLETED_TASKS 1000         /* per framework */
 #define MASTER_MAX_COMPLETED_FRAMEWORKS 50
 #define MASTER_MAX_STATUSES 32                  /* status history kept per task */
-#define MASTER_STREAM_MAX_BUFFERED (16u << 20)  /* bytes a slow stream may hold */
+#define MASTER_STREAM_MAX_BUFFERED (16u << 20)  /* bytes a slow agent stream may hold */
+/*
+ * A framework's stream carries an update per task state change and a
+ * reply per task reconciled: at a hundred thousand tasks a burst of 30 MB
+ * is normal, and dropping it would only make the framework subscribe and
+ * reconcile again, sending the burst once more.
+ */
+#define MASTER_FRAMEWORK_STREAM_MAX_BUFFERED (512u << 20)
 #define MASTER_MAX_REFUSE_SECONDS (365.0 * 24 * 3600)
 #define MASTER_NSCALARS 4                       /* cpus, mem, disk, gpus */
 

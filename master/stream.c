@@ -9,14 +9,17 @@
  * keeps only what a stream needs: the descriptor, one event and an output
  * buffer that exists only while bytes wait to be sent.
  *
- * The take-over uses evhttp's public API only. The socket is duplicated,
- * the bufferevent stops watching it, and an unconnected placeholder socket
- * is put in its place under the old descriptor number. evhttp is then
- * given an ordinary reply, which fails on the placeholder, so evhttp frees
- * its connection and request by its usual error path: its shutdown() and
- * close() reach the placeholder, never the agent's socket. (This needs
- * epoll changes applied at once, not batched: main.c makes the event base
- * ignore EVENT_EPOLL_USE_CHANGELIST.)
+ * The take-over uses evhttp's public API only. The bufferevent stops
+ * watching the socket at once, and one loop turn later -- when the event
+ * base has told epoll, which it does in a batch at the start of each turn
+ * (main.c sets EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) -- the socket is
+ * duplicated and an unconnected placeholder socket is put in its place
+ * under the old descriptor number. evhttp is then given an ordinary reply,
+ * which fails on the placeholder, so evhttp frees its connection and
+ * request by its usual error path: its shutdown() and close() reach the
+ * placeholder, never the agent's socket. (Duplicating before epoll forgot
+ * the socket would leave epoll watching it under a number that is no
+ * longer its own.) Records sent before the take-over wait in the output.
  *
  * The response head is written by hand (chunked for HTTP/1.1, body until
  * close for HTTP/1.0), then every record goes out as one chunk holding
@@ -28,13 +31,13 @@
 #include "master.h"
 
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,11 +52,16 @@
 
 struct master_stream {
 	struct event ev;
-	int fd;                         /* -1: the request had no connection left */
+	int fd;                         /* -1: not taken over (yet) */
+	struct evhttp_request *req;     /* until the take-over */
+	struct event *take_ev;          /* the take-over, a loop turn after the request */
+	char *head;                     /* the response head, until the take-over */
 	bool chunked;
 	bool writing;                   /* ev also waits for EV_WRITE */
 	bool broken;                    /* a write failed: end it from the loop */
 	bool in_closed_cb;
+	bool dirty;                     /* in `dirty`: output waits for the end of the loop turn */
+	TAILQ_ENTRY(master_stream) dentry;
 	size_t max_buffered;
 	struct evbuffer *out;           /* NULL while nothing waits */
 	master_stream_closed_cb closed_cb;
@@ -61,6 +69,52 @@ struct master_stream {
 };
 
 static void stream_event_cb(evutil_socket_t fd, short what, void *arg);
+static int flush(struct master_stream *st);
+static void stream_end(struct master_stream *st);
+static void watch(struct master_stream *st, bool writing);
+
+/*
+ * Records are not written one by one: a stream with new output joins
+ * `dirty`, and once the loop turn's other callbacks have run, each dirty
+ * stream is written with one writev -- the ten launches and acknowledgements
+ * an agent gets from one ACCEPT leave together.
+ */
+static TAILQ_HEAD(, master_stream) dirty = TAILQ_HEAD_INITIALIZER(dirty);
+static struct event *flush_ev;
+
+static void undirty(struct master_stream *st)
+{
+	if (st->dirty) {
+		TAILQ_REMOVE(&dirty, st, dentry);
+		st->dirty = false;
+	}
+}
+
+static void flush_dirty_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct master_stream *st;
+
+	while ((st = TAILQ_FIRST(&dirty)) != NULL) {
+		undirty(st);
+		if (flush(st) != 0) {
+			stream_end(st);
+			continue;
+		}
+		watch(st, st->out != NULL);
+	}
+}
+
+static void mark_dirty(struct master_stream *st)
+{
+	if (st->dirty || st->writing)
+		return;
+	if (flush_ev == NULL)
+		flush_ev = event_new(event_get_base(&st->ev), -1, 0, flush_dirty_cb, NULL);
+	if (TAILQ_EMPTY(&dirty))
+		event_active(flush_ev, 0, 0);
+	TAILQ_INSERT_TAIL(&dirty, st, dentry);
+	st->dirty = true;
+}
 
 static void watch(struct master_stream *st, bool writing)
 {
@@ -78,6 +132,13 @@ static void watch(struct master_stream *st, bool writing)
 
 static void stream_free(struct master_stream *st)
 {
+	if (st->take_ev != NULL) {
+		/* not taken over: evhttp keeps the connection and ends it with an error */
+		event_free(st->take_ev);
+		bt_http_error(st->req, 503, "the stream was closed before it opened");
+	}
+	undirty(st);
+	free(st->head);
 	if (st->fd >= 0) {
 		event_del(&st->ev);
 		close(st->fd);
@@ -177,32 +238,51 @@ static int take_socket(struct evhttp_request *req, struct evhttp_connection *evc
 
 	own = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
 	hole = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (own < 0 || hole < 0) {
+	if (own < 0 || hole < 0 || dup3(hole, fd, O_CLOEXEC) < 0) {
 		err = errno;
 		log_warn("agent stream: unable to take the connection over: %s", strerror(err));
 		if (own >= 0)
 			close(own);
 		if (hole >= 0)
 			close(hole);
-		bt_http_error(req, 500, "unable to open the stream: %s", strerror(err));
-		return -1;
-	}
-	/* the bufferevent lets go of the socket (epoll forgets it) before fd changes */
-	bufferevent_disable(bev, EV_READ | EV_WRITE);
-	if (dup3(hole, fd, O_CLOEXEC) < 0) {
-		err = errno;
-		log_warn("agent stream: unable to take the connection over: %s", strerror(err));
-		close(own);
-		close(hole);
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
 		bt_http_error(req, 500, "unable to open the stream: %s", strerror(err));
 		return -1;
 	}
 	close(hole);
 	/* a reply evhttp has not sent yet goes first */
-	evbuffer_add_buffer(pending, bufferevent_get_output(bev));
+	evbuffer_prepend_buffer(pending, bufferevent_get_output(bev));
 	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
 	evhttp_send_reply(req, 200, "OK", NULL);
 	return own;
+}
+
+/* a loop turn after the request: epoll has forgotten the socket, so it can change hands */
+static void take_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct master_stream *st = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
+
+	event_free(st->take_ev);
+	st->take_ev = NULL;
+	evbuffer_prepend(st->out, st->head, strlen(st->head));
+	free(st->head);
+	st->head = NULL;
+	if (evcon == NULL || (st->fd = take_socket(st->req, evcon, st->out)) < 0) {
+		st->fd = -1;
+		st->broken = true;
+		stream_end(st);
+		return;
+	}
+	st->req = NULL;
+	evutil_make_socket_nonblocking(st->fd);
+	event_assign(&st->ev, event_get_base(&st->ev), st->fd, EV_READ | EV_PERSIST,
+	    stream_event_cb, st);
+	st->writing = false;
+	event_add(&st->ev, NULL);
+	if (flush(st) != 0)
+		st->broken = true;
+	watch(st, st->out != NULL || st->broken);
 }
 
 struct master_stream *master_stream_take(struct event_base *base, struct evhttp_request *req,
@@ -211,35 +291,27 @@ struct master_stream *master_stream_take(struct event_base *base, struct evhttp_
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct master_stream *st = xcalloc(1, sizeof *st);
-	bool chunked = !(req->major == 1 && req->minor == 0);
-	char *head;
+	struct timeval now = { 0, 0 };
 
 	st->fd = -1;
 	st->max_buffered = max_buffered;
 	st->closed_cb = closed_cb;
 	st->arg = arg;
-	st->chunked = chunked;
+	st->chunked = !(req->major == 1 && req->minor == 0);
+	/* the base for take_cb's event_assign */
+	event_assign(&st->ev, base, -1, 0, stream_event_cb, st);
 	if (evcon == NULL) {
 		/* the peer left before the answer: the first write reports it */
 		log_warn("agent stream requested on a closed connection");
 		evhttp_send_reply_end(req);
 		return st;
 	}
+	st->req = req;
 	st->out = evbuffer_new();
-	if ((st->fd = take_socket(req, evcon, st->out)) < 0) {
-		st->broken = true;
-		return st;
-	}
-	evutil_make_socket_nonblocking(st->fd);
-	head = response_head(req, content_type, stream_id, chunked);
-	evbuffer_add(st->out, head, strlen(head));
-	free(head);
-	event_assign(&st->ev, base, st->fd, EV_READ | EV_PERSIST, stream_event_cb, st);
-	st->writing = false;
-	event_add(&st->ev, NULL);
-	if (flush(st) != 0)
-		st->broken = true;
-	watch(st, st->out != NULL || st->broken);
+	st->head = response_head(req, content_type, stream_id, st->chunked);
+	bufferevent_disable(evhttp_connection_get_bufferevent(evcon), EV_READ | EV_WRITE);
+	st->take_ev = evtimer_new(base, take_cb, st);
+	evtimer_add(st->take_ev, &now);
 	return st;
 }
 
@@ -247,14 +319,11 @@ int master_stream_send(struct master_stream *st, const void *rec, size_t len)
 {
 	char pre[48], size[24];
 	int npre, nsize = 0;
-	struct iovec iov[4];
-	size_t total, done;
-	ssize_t w;
-	int niov = 0;
+	size_t total, queued;
 
 	if (st->in_closed_cb)
 		return -1;
-	if (st->fd < 0) {
+	if (st->fd < 0 && st->take_ev == NULL) {
 		stream_end(st);
 		return -1;
 	}
@@ -264,39 +333,22 @@ int master_stream_send(struct master_stream *st, const void *rec, size_t len)
 	if (st->chunked)
 		nsize = snprintf(size, sizeof size, "%zx\r\n", (size_t)npre + len);
 	total = (size_t)nsize + (size_t)npre + len + (st->chunked ? 2 : 0);
-	done = st->out != NULL ? evbuffer_get_length(st->out) : 0;
-	if (done > 0 && done + total > st->max_buffered) {
-		log_warn("dropping slow agent stream on fd %d (%zu bytes waiting)", st->fd, done);
+	queued = st->out != NULL ? evbuffer_get_length(st->out) : 0;
+	if (queued > 0 && queued + total > st->max_buffered) {
+		log_warn("dropping slow agent stream on fd %d (%zu bytes waiting)", st->fd, queued);
 		stream_end(st);
 		return -1;
 	}
-	if (st->chunked)
-		iov[niov++] = (struct iovec){ size, (size_t)nsize };
-	iov[niov++] = (struct iovec){ pre, (size_t)npre };
-	iov[niov++] = (struct iovec){ (void *)rec, len };
-	if (st->chunked)
-		iov[niov++] = (struct iovec){ "\r\n", 2 };
-	w = 0;
-	if (st->out == NULL) {
-		w = writev(st->fd, iov, niov);
-		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			st->broken = true;
-			event_active(&st->ev, EV_WRITE, 0);
-			return 0;
-		}
-		if (w < 0)
-			w = 0;
-	}
-	if ((size_t)w == total)
-		return 0;
 	if (st->out == NULL)
 		st->out = evbuffer_new();
-	for (int i = 0; i < niov; i++) {
-		size_t skip = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
-		evbuffer_add(st->out, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
-		w -= (ssize_t)skip;
-	}
-	watch(st, true);
+	if (st->chunked)
+		evbuffer_add(st->out, size, (size_t)nsize);
+	evbuffer_add(st->out, pre, (size_t)npre);
+	evbuffer_add(st->out, rec, len);
+	if (st->chunked)
+		evbuffer_add(st->out, "\r\n", 2);
+	if (st->fd >= 0)
+		mark_dirty(st);
 	return 0;
 }
 
