@@ -11,7 +11,8 @@
 #                   build-fuzz/fuzz/fuzz_resources tests/fuzz/corpus/fuzz_resources
 #   make clean
 #
-# BUILD selects the output folder; SAN=1 builds with the sanitizers.
+# BUILD selects the output folder; SAN=1 builds with the sanitizers and with the
+# consistency checks of -DBUTTE_CHECKS (kept counts recounted the long way).
 
 BUILD    ?= build
 SAN      ?=
@@ -31,7 +32,8 @@ ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
 LDFLAGS  += -fsanitize=address,undefined
 endif
 ifeq ($(SAN),1)
-ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 \
+              -DBUTTE_CHECKS
 LDFLAGS  += -fsanitize=address,undefined
 endif
 

@@ -29,6 +29,7 @@
 #include "attributes.h"
 #include "butte.pb-c.h"
 #include "flags.h"
+#include "http_pipe.h"
 #include "map.h"
 #include "mesos.pb-c.h"
 #include "resources.h"
@@ -113,7 +114,7 @@ struct agent {
 	struct event_base *base;
 	struct bt_http_server *http;
 	struct bt_http_client *client;
-	struct bt_http_client *call_client;     /* for AgentCalls when not `client` (simulate.c) */
+	struct bt_http_pipe *calls;     /* AgentCalls to the master, pipelined (shared when simulated) */
 	struct agent_link *link;
 	struct agent_docker *docker;    /* the Docker engine (docker.c) */
 	struct bt_http_client *fetch_client;    /* downloads of task URIs (fetch.c), or NULL */
@@ -180,6 +181,8 @@ char *agent_image_arch_problem(const struct agent *a, const char *image, const c
 int agent_setup_resources(struct agent *a, char **cause);
 
 /* master_link.c -- the subscription and calls to the master */
+/* the pipe for a's calls to the master's agent API, over `connections`; NULL with *cause */
+struct bt_http_pipe *agent_calls_new(struct agent *a, int connections, char **cause);
 struct agent_link *agent_link_new(struct agent *a);
 void agent_link_free(struct agent_link *l);
 void agent_link_start(struct agent_link *l);

@@ -284,6 +284,7 @@ static void teardown(struct agent *a)
 		bt_http_server_free(a->http);
 	if (a->client != NULL)
 		bt_http_client_free(a->client);
+	bt_http_pipe_free(a->calls);
 	agent_link_free(a->link);
 	while ((t = TAILQ_FIRST(&a->tasks)) != NULL) {
 		agent_task_unlink(a, t);
@@ -373,6 +374,10 @@ int main(int argc, char **argv)
 	a->endpoint = xasprintf("%s:%d", strcmp(a->ip, "0.0.0.0") == 0 ? a->hostname : a->ip,
 	    a->port);
 	a->client = bt_http_client_new(a->base);
+	if ((a->calls = agent_calls_new(a, 2, &cause)) == NULL) {
+		log_error("%s", cause);
+		goto out;
+	}
 	a->link = agent_link_new(a);
 	{
 		char *res = bt_resources_format(&a->resources);

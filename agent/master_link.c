@@ -117,8 +117,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* POST an AgentCall; a 4xx answer to a call of the current stream means resubscribe */
-static void call_done_cb(struct bt_http_call *call, int status, const char *body, size_t len,
-    const char *error, void *arg)
+static void call_done_cb(int status, const char *body, size_t len, const char *error, void *arg)
 {
 	struct link_call *c = arg;
 	struct agent_link *l = c->link;
@@ -142,33 +141,34 @@ static void call_done_cb(struct bt_http_call *call, int status, const char *body
 	}
 }
 
+/*
+ * Calls are pipelined (common/http_pipe.h): an agent's updates and pongs,
+ * and at scale those of thousands of simulated agents, leave a loop turn's
+ * worth at a time on a few connections.
+ */
+struct bt_http_pipe *agent_calls_new(struct agent *a, int connections, char **cause)
+{
+	char *url = xasprintf("%s/api/v1/agent", a->master_url);
+	struct bt_http_pipe *p = bt_http_pipe_new(a->base, url, connections, 30, cause);
+
+	free(url);
+	return p;
+}
+
 /* POST an AgentCall's bytes on the current stream */
 static void post_bytes(struct agent_link *l, const uint8_t *buf, size_t len, const char *what)
 {
-	struct agent *a = l->agent;
-	struct bt_http_request_opts o = { 0 };
-	struct link_call *c;
-	char *url = xasprintf("%s/api/v1/agent", a->master_url);
 	char *sid = xasprintf("Mesos-Stream-Id: %s", l->stream_id != NULL ? l->stream_id : "");
 	const char *headers[] = { "Content-Type: application/x-protobuf",
 	    "Accept: application/x-protobuf", sid, NULL };
+	struct link_call *c = xcalloc(1, sizeof *c);
 
-	c = xcalloc(1, sizeof *c);
 	c->link = l;
 	c->gen = l->gen;
 	c->what = what;
 	TAILQ_INSERT_TAIL(&l->calls, c, entry);
-	o.method = "POST";
-	o.url = url;
-	o.headers = headers;
-	o.body = buf;
-	o.body_len = len;
-	o.timeout = 30;
-	o.on_done = call_done_cb;
-	o.arg = c;
-	bt_http_request(a->call_client != NULL ? a->call_client : a->client, &o);
+	bt_http_pipe_post(l->agent->calls, headers, buf, len, call_done_cb, c);
 	free(sid);
-	free(url);
 }
 
 /* append a packed AgentCall to *buf at *len, growing *cap */
@@ -600,7 +600,7 @@ void agent_link_start(struct agent_link *l)
 	schedule_subscribe(l);
 }
 
-/* the HTTP client must be freed first: it cancels the calls without callbacks */
+/* the call pipe must be freed first: it drops the calls without callbacks */
 void agent_link_free(struct agent_link *l)
 {
 	struct link_call *c;

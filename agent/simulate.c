@@ -28,7 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define SIM_CALL_CONNECTIONS 32
+#define SIM_CALL_CONNECTIONS 4         /* pipelined */
 
 struct sim {
 	struct agent **agents;
@@ -173,6 +173,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 int agent_simulate(struct agent *proto)
 {
 	struct sim s = { 0 };
+	char *cause = NULL;
 	int i;
 
 	raise_nofile(proto->simulate);
@@ -180,8 +181,12 @@ int agent_simulate(struct agent *proto)
 	proto->base = event_base_new();
 	proto->client = bt_http_client_new(proto->base);
 	/* the calls of all agents share a few connections: descriptors go to the streams */
-	proto->call_client = bt_http_client_new(proto->base);
-	bt_http_client_limit(proto->call_client, SIM_CALL_CONNECTIONS);
+	if ((proto->calls = agent_calls_new(proto, SIM_CALL_CONNECTIONS, &cause)) == NULL) {
+		log_error("%s", cause);
+		free(cause);
+		bt_http_client_free(proto->client);
+		return 1;
+	}
 	s.sigterm_ev = evsignal_new(proto->base, SIGTERM, signal_cb, proto->base);
 	s.sigint_ev = evsignal_new(proto->base, SIGINT, signal_cb, proto->base);
 	event_add(s.sigterm_ev, NULL);
@@ -197,9 +202,10 @@ int agent_simulate(struct agent *proto)
 	log_info("butte-agent %s: %d simulated agents for master %s", AGENT_VERSION, s.n,
 	    proto->master_url);
 	event_base_dispatch(proto->base);
-	bt_http_client_free(proto->call_client);
+	bt_http_pipe_free(proto->calls);
 	bt_http_client_free(proto->client);
-	proto->client = proto->call_client = NULL;
+	proto->client = NULL;
+	proto->calls = NULL;
 	for (i = 0; i < s.n; i++)
 		sim_agent_free(s.agents[i]);
 	free(s.agents);

@@ -472,6 +472,8 @@ void bt_http_client_limit(struct bt_http_client *c, long max)
 {
 	c->limit = max > 0 ? max : 0;
 	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->limit);
+	if (c->limit > 64)
+		curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, c->limit);
 }
 
 void bt_http_client_free(struct bt_http_client *c)

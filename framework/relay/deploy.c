@@ -333,6 +333,9 @@ static bool settled(struct relay *r, const struct relay_app *app)
 	const struct relay_task *t;
 	int serving = 0, alive = 0;
 
+	/* serving tasks run and are not being killed: with fewer of those, no need to look */
+	if (relay_app_live_running(r, app->id) < app->instances)
+		return false;
 	RELAY_APP_TASKS_FOREACH(t, r, app->id) {
 		if (relay_task_terminal_state(t->state))
 			continue;

@@ -346,6 +346,7 @@ void relay_health_update(struct relay *r, struct relay_task *t, const Mesos__V1_
 	ts = st->has_timestamp && st->timestamp > 0 ? st->timestamp : bt_now();
 	t->healthy_known = true;
 	t->healthy = st->healthy;
+	relay_task_recount(t);
 	if (st->healthy)
 		note_success(t->health, ts);
 	else

@@ -113,12 +113,14 @@ static void relay_free(struct relay *r)
 	free(r->task_hash);
 	free(r->framework_id);
 	free(r->stream_id);
+	free(r->stream_header);
 	free(r->cfg.master_url);
 	free(r->cfg.master_hostport);
 	free(r);
 }
 
 #define NFLAGS 18
+#define CALL_CONNECTIONS 4      /* pipelined connections for calls to the master */
 
 /* the flag table, pointing into c */
 static void flag_table(struct bt_flag *f, struct relay_config *c)
@@ -246,11 +248,14 @@ static int setup(struct relay *r, char **cause)
 		return -1;
 	r->client = bt_http_client_new(r->base);
 	/*
-	 * A burst of ACCEPTs and ACKNOWLEDGEs reuses kept-alive connections; 64
-	 * of them let the master answer many calls per turn of its loop (16
-	 * held acknowledgements back by half at 100,000 tasks).
+	 * Calls (two ACKNOWLEDGEs for every task launched) are pipelined: what
+	 * a loop turn sends leaves in one write per connection, and the master
+	 * answers a connection's whole pipeline in one turn of its own. A few
+	 * connections spread them over the master's reads.
 	 */
-	bt_http_client_limit(r->client, 64);
+	r->calls = bt_http_pipe_new(r->base, r->cfg.master_url, CALL_CONNECTIONS, 30, cause);
+	if (r->calls == NULL)
+		return -1;
 	if (relay_api_start(r, cause) != 0)
 		return -1;
 	r->sigint = evsignal_new(r->base, SIGINT, signal_cb, r);
@@ -285,6 +290,7 @@ static void teardown(struct relay *r)
 	relay_events_release(r);        /* closes the event streams before the server goes */
 	if (r->http != NULL)
 		bt_http_server_free(r->http);
+	bt_http_pipe_free(r->calls);
 	if (r->client != NULL)
 		bt_http_client_free(r->client);
 	if (r->base != NULL)

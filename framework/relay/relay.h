@@ -31,6 +31,7 @@
 #include <sys/queue.h>
 
 #include "http_client.h"
+#include "http_pipe.h"
 #include "http_server.h"
 #include "map.h"
 #include "mesos_util.h"
@@ -159,6 +160,8 @@ struct relay_task {
 	struct relay_readiness *readiness;  /* readiness probes, or NULL */
 	double unreachable_since;       /* wall clock it became unreachable; 0: reachable */
 	bool inactive;                  /* unreachable past inactiveAfterSeconds: counts no more */
+	unsigned counted;               /* what it adds to its group's counts (RELAY_COUNT_*) */
+	uint64_t state_key;             /* its record in the store's "taskstates", or 0 (state.c) */
 };
 
 enum relay_action { RELAY_START, RELAY_SCALE, RELAY_RESTART, RELAY_STOP };
@@ -187,6 +190,14 @@ struct relay_group {
 	char *app_id;
 	struct relay_tasks tasks;       /* linked through gentry */
 	size_t n;
+	/*
+	 * Of these tasks, kept as they change (relay_task_recount): those that
+	 * count towards the app's instances staging or starting, running,
+	 * healthy and unhealthy (relay_app_counts), and those running that
+	 * are not being killed (counted or not: a deployment is settled only
+	 * with `instances` of them).
+	 */
+	int staged, running, healthy, unhealthy, live_running;
 	/* the listing of these tasks, or NULL (listing.c); made with the app's json_gen */
 	char *json;
 	size_t json_len;
@@ -198,12 +209,14 @@ struct relay {
 	struct relay_config cfg;
 	struct bt_store *store;
 	struct bt_http_server *http;
-	struct bt_http_client *client;
+	struct bt_http_client *client;  /* the subscription */
+	struct bt_http_pipe *calls;     /* every other call to the master, pipelined */
 	double started_at;
 
 	/* the master connection (scheduler.c) */
 	char *framework_id;
 	char *stream_id;
+	char *stream_header;             /* "Mesos-Stream-Id: <stream_id>", made once */
 	struct bt_http_call *sub_call;
 	struct bt_recordio rio;
 	bool subscribed;
@@ -235,6 +248,8 @@ struct relay {
 	struct relay_task **task_hash;  /* tasks by id */
 	size_t task_hash_size, ntasks;
 	size_t nunreachable;            /* tasks with unreachable_since set (unreachable.c) */
+	uint64_t state_seq;             /* the last key of a task state record (state.c) */
+	json_t *stale_states;           /* state records to delete once loaded (state.c) */
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
 	struct relay_deployments deployments;
@@ -299,6 +314,10 @@ double relay_decline_duration(struct relay *r);
 void relay_tasks_tick(struct relay *r);
 void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
     int *healthy, int *unhealthy);
+/* after t's state, goal, health, reachability or activity changed: its group's counts follow */
+void relay_task_recount(struct relay_task *t);
+/* tasks of the app id running and not being killed */
+int relay_app_live_running(struct relay *r, const char *app_id);
 void relay_app_reset_delay(struct relay_app *app);
 bool relay_task_terminal_state(int state);
 const char *relay_task_state_name(int state);
@@ -442,8 +461,11 @@ void relay_state_save_app(struct relay *r, const struct relay_app *app);
 void relay_state_delete_app(struct relay *r, const char *id);
 json_t *relay_state_app_versions(struct relay *r, const char *id);
 json_t *relay_state_app_version(struct relay *r, const char *id, const char *version);
-void relay_state_save_task(struct relay *r, const struct relay_task *t);
-void relay_state_delete_task(struct relay *r, const char *id);
+/* the whole task record (at launch, at a kill) */
+void relay_state_save_task(struct relay *r, struct relay_task *t);
+/* what a status update changed: its state, start, agent and address, appended */
+void relay_state_save_task_state(struct relay *r, struct relay_task *t);
+void relay_state_delete_task(struct relay *r, struct relay_task *t);
 void relay_state_save_deployment(struct relay *r, const char *id, const json_t *j);
 void relay_state_delete_deployment(struct relay *r, const char *id);
 /* the stored group records, an object by group id (new) */

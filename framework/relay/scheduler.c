@@ -43,6 +43,8 @@ static void schedule_resubscribe(struct relay *r)
 	r->subscribed = false;
 	free(r->stream_id);
 	r->stream_id = NULL;
+	free(r->stream_header);
+	r->stream_header = NULL;
 	bt_recordio_release(&r->rio);
 	r->sub_backoff = r->sub_backoff == 0 ? SUB_BACKOFF_MIN : r->sub_backoff * 2;
 	if (r->sub_backoff > SUB_BACKOFF_MAX)
@@ -148,6 +150,8 @@ static void sub_response_cb(struct bt_http_call *call, void *arg)
 		return;
 	free(r->stream_id);
 	r->stream_id = sid != NULL ? xstrdup(sid) : NULL;
+	free(r->stream_header);
+	r->stream_header = NULL;
 	r->last_event = bt_monotonic();
 	log_debug("subscription stream '%s' open", sid ? sid : "");
 }
@@ -282,8 +286,7 @@ void relay_scheduler_stop(struct relay *r)
 	bt_recordio_release(&r->rio);
 }
 
-static void call_done_cb(struct bt_http_call *call, int status, const char *body, size_t len,
-    const char *error, void *arg)
+static void call_done_cb(int status, const char *body, size_t len, const char *error, void *arg)
 {
 	const char *type = arg;         /* a static enum name: nothing to free */
 
@@ -388,26 +391,15 @@ void relay_batch_end(struct relay *r)
 static void post_call(struct relay *r, void *body, size_t len, const char *type)
 {
 	const char *headers[] = { "Content-Type: " PROTOBUF, "Accept: application/json", NULL, NULL };
-	struct bt_http_request_opts o = { 0 };
-	char *sid_header;
 
 	if (!r->subscribed || r->stream_id == NULL) {
 		log_debug("not subscribed: dropping %s", type);
 		return;
 	}
-	sid_header = xasprintf("Mesos-Stream-Id: %s", r->stream_id);
-	headers[2] = sid_header;
-	o.method = "POST";
-	o.url = r->cfg.master_url;
-	o.headers = headers;
-	o.body = body;
-	o.body_len = len;
-	o.timeout = 30;
-	o.connect_timeout = 5;
-	o.on_done = call_done_cb;
-	o.arg = (void *)type;
-	bt_http_request(r->client, &o);
-	free(sid_header);
+	if (r->stream_header == NULL)
+		r->stream_header = xasprintf("Mesos-Stream-Id: %s", r->stream_id);
+	headers[2] = r->stream_header;
+	bt_http_pipe_post(r->calls, headers, body, len, call_done_cb, (void *)type);
 }
 
 void relay_call_pb(struct relay *r, Mesos__V1__Scheduler__Call *call)

@@ -6,7 +6,10 @@
  * "versions" every stored version of every app by "<app id>\t<version>",
  * kept when the app is deleted; "apphistory" and "grouphistory" what
  * group versions need besides (history.c);
- * "tasks" one record per task relay launched and has not yet seen end;
+ * "tasks" one record per task relay launched and has not yet seen end,
+ * written at its launch and when it is killed; "taskstates" what status
+ * updates changed since (state, start, agent, address), one record per
+ * task under a key that grows with every write (relay_state_save_task_state);
  * "groups" the groups an app id cannot tell (empty ones, dependencies);
  * "deployments" each deployment in progress (its steps, how far it got and
  * the apps' definitions before it, for a rollback).
@@ -33,10 +36,14 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* an answer whose handler wrote to the store waits until that is on disk */
+#define STORE_CACHE_KIB (64 * 1024)       /* pages, as far as they are used */
+
 static unsigned long writes_mark(void *arg)
 {
 	struct relay *r = arg;
@@ -59,7 +66,9 @@ int relay_state_open(struct relay *r, char **cause)
 	path = xasprintf("%s/relay.db", r->cfg.work_dir);
 	r->store = bt_store_open(path, cause);
 	free(path);
-	if (r->store == NULL || bt_store_sync_start(r->store, r->base, cause) != 0)
+	/* every task has a row, rewritten when it runs: its page stays in memory */
+	if (r->store == NULL || bt_store_cache(r->store, STORE_CACHE_KIB, cause) != 0 ||
+	    bt_store_sync_start(r->store, r->base, cause) != 0)
 		return -1;
 	/* an answer to a change leaves once the change is on disk */
 	bt_http_set_gate(&gate);
@@ -225,7 +234,24 @@ json_t *relay_state_app_version(struct relay *r, const char *id, const char *ver
 	return w.found;
 }
 
-void relay_state_save_task(struct relay *r, const struct relay_task *t)
+/* the state record's key: fixed-width hex, so the store's order is the order of writing */
+static void state_key_text(uint64_t key, char out[17])
+{
+	snprintf(out, 17, "%016" PRIx64, key);
+}
+
+static void delete_task_state(struct relay *r, struct relay_task *t)
+{
+	char key[17];
+
+	if (t->state_key == 0)
+		return;
+	state_key_text(t->state_key, key);
+	delete_key(r, "taskstates", key);
+	t->state_key = 0;
+}
+
+void relay_state_save_task(struct relay *r, struct relay_task *t)
 {
 	json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:s?, s:s?, s:i, s:f, s:f, s:s?, s:s?, s:i}",
 	    "id", t->id, "appId", t->app_id, "instanceId", t->instance_id,
@@ -242,11 +268,36 @@ void relay_state_save_task(struct relay *r, const struct relay_task *t)
 		json_object_set_new(j, "unreachableSince", json_real(t->unreachable_since));
 	put_json(r, "tasks", t->id, j);
 	json_decref(j);
+	delete_task_state(r, t);        /* the whole record holds it now */
 }
 
-void relay_state_delete_task(struct relay *r, const char *id)
+/*
+ * A status update rewrites no task record: tasks run in whatever order
+ * their agents report, so rewriting the records would change a page of
+ * the store for nearly every update. The state is appended instead, under
+ * a key that grows, so the updates of a commit share a few pages; it
+ * replaces the task's earlier state record and is folded into the task's
+ * record when that is written whole.
+ */
+void relay_state_save_task_state(struct relay *r, struct relay_task *t)
 {
-	delete_key(r, "tasks", id);
+	json_t *j = json_pack("{s:s, s:i, s:f, s:s?, s:s?}", "id", t->id, "state", t->state,
+	    "startedAt", t->started_at, "agentId", t->agent_id, "ip", t->ip);
+	char key[17];
+
+	if (t->unreachable_since > 0)
+		json_object_set_new(j, "unreachableSince", json_real(t->unreachable_since));
+	delete_task_state(r, t);
+	t->state_key = ++r->state_seq;
+	state_key_text(t->state_key, key);
+	put_json(r, "taskstates", key, j);
+	json_decref(j);
+}
+
+void relay_state_delete_task(struct relay *r, struct relay_task *t)
+{
+	delete_key(r, "tasks", t->id);
+	delete_task_state(r, t);
 }
 
 void relay_state_save_deployment(struct relay *r, const char *id, const json_t *j)
@@ -367,6 +418,61 @@ static int load_task_cb(const char *key, const char *value, size_t len, void *ar
 	return 0;
 }
 
+/* a state record, in the order they were written: the newest one of a task wins */
+static int load_state_cb(const char *key, const char *value, size_t len, void *arg)
+{
+	struct relay *r = arg;
+	json_t *j = bt_json_parse(value, len, NULL);
+	const char *id = j != NULL ? bt_json_string(j, "id") : NULL;
+	struct relay_task *t = id != NULL ? relay_task_find(r, id) : NULL;
+	uint64_t seq = strtoull(key, NULL, 16);
+	bool was_unreachable;
+
+	if (seq > r->state_seq)
+		r->state_seq = seq;
+	if (t == NULL) {
+		/* its task ended, or its record never made it: nothing to apply */
+		json_array_append_new(r->stale_states, json_string(key));
+		json_decref(j);
+		return 0;
+	}
+	if (t->state_key != 0) {
+		char old[17];
+		state_key_text(t->state_key, old);
+		json_array_append_new(r->stale_states, json_string(old));
+	}
+	t->state_key = seq;
+	t->state = (int)bt_json_number(j, "state", t->state);
+	t->started_at = bt_json_number(j, "startedAt", t->started_at);
+	was_unreachable = t->unreachable_since > 0;
+	t->unreachable_since = bt_json_number(j, "unreachableSince", 0);
+	if (was_unreachable != (t->unreachable_since > 0))
+		r->nunreachable += was_unreachable ? (size_t)-1 : 1;
+	if (bt_json_string(j, "agentId") != NULL) {
+		free(t->agent_id);
+		t->agent_id = dup_member(j, "agentId");
+	}
+	if (bt_json_string(j, "ip") != NULL) {
+		free(t->ip);
+		t->ip = dup_member(j, "ip");
+	}
+	relay_task_recount(t);
+	json_decref(j);
+	return 0;
+}
+
+/* state records no task needs, deleted after the walk that found them */
+static void delete_stale_states(struct relay *r)
+{
+	json_t *key;
+	size_t i;
+
+	json_array_foreach(r->stale_states, i, key)
+		delete_key(r, "taskstates", json_string_value(key));
+	json_decref(r->stale_states);
+	r->stale_states = NULL;
+}
+
 static int load_app_cb(const char *key, const char *value, size_t len, void *arg)
 {
 	struct relay *r = arg;
@@ -393,11 +499,16 @@ int relay_state_load(struct relay *r, char **cause)
 		r->framework_id = id;
 	else
 		free(id);
+	r->stale_states = json_array();
 	if (bt_store_foreach(r->store, "apps", load_app_cb, r) != 0 ||
-	    bt_store_foreach(r->store, "tasks", load_task_cb, r) != 0) {
+	    bt_store_foreach(r->store, "tasks", load_task_cb, r) != 0 ||
+	    bt_store_foreach(r->store, "taskstates", load_state_cb, r) != 0) {
+		json_decref(r->stale_states);
+		r->stale_states = NULL;
 		*cause = xasprintf("unable to read the state in '%s/relay.db'", r->cfg.work_dir);
 		return -1;
 	}
+	delete_stale_states(r);
 	TAILQ_FOREACH(app, &r->apps, entry)
 		napps++;
 	TAILQ_FOREACH(t, &r->tasks, entry)

@@ -16,8 +16,9 @@
  * --reconciliation_interval) settles them, and updates for tasks relay
  * does not know are answered with a kill.
  *
- * Launches that stall: tasks still staging or starting are reconciled
- * again every few seconds. A master that knows a task answers with its
+ * Launches that stall: tasks still staging or starting that no update
+ * has confirmed since the subscription are reconciled again every few
+ * seconds. A master that knows a task answers with its
  * state, which confirms it; one that does not answers TASK_LOST (or
  * TASK_GONE / TASK_UNKNOWN to partition-aware frameworks), which ends the
  * task like any terminal update -- but it says nothing at all while the
@@ -150,6 +151,67 @@ struct relay_group *relay_group_find(struct relay *r, const char *app_id)
 	return bt_map_get(&r->groups, app_id);
 }
 
+enum {
+	RELAY_COUNT_STAGED = 1 << 0,
+	RELAY_COUNT_RUNNING = 1 << 1,
+	RELAY_COUNT_HEALTHY = 1 << 2,
+	RELAY_COUNT_UNHEALTHY = 1 << 3,
+	RELAY_COUNT_LIVE_RUNNING = 1 << 4,
+};
+
+/* what t adds to its group's counts, as relay_app_counts() defines them */
+static unsigned contribution(const struct relay_task *t)
+{
+	unsigned c = 0;
+
+	if (t->group == NULL)
+		return 0;
+	if (t->goal == RELAY_GOAL_RUNNING && t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
+		c |= RELAY_COUNT_LIVE_RUNNING;
+	if (!counts_for(t, NULL))
+		return c;
+	if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
+		c |= RELAY_COUNT_RUNNING;
+	else if (t->state == MESOS__V1__TASK_STATE__TASK_STAGING ||
+	    t->state == MESOS__V1__TASK_STATE__TASK_STARTING)
+		c |= RELAY_COUNT_STAGED;
+	if (t->healthy_known && t->unreachable_since == 0)
+		c |= t->healthy ? RELAY_COUNT_HEALTHY : RELAY_COUNT_UNHEALTHY;
+	return c;
+}
+
+static void count_in(struct relay_group *g, unsigned c, int sign)
+{
+	if (c & RELAY_COUNT_STAGED)
+		g->staged += sign;
+	if (c & RELAY_COUNT_RUNNING)
+		g->running += sign;
+	if (c & RELAY_COUNT_HEALTHY)
+		g->healthy += sign;
+	if (c & RELAY_COUNT_UNHEALTHY)
+		g->unhealthy += sign;
+	if (c & RELAY_COUNT_LIVE_RUNNING)
+		g->live_running += sign;
+}
+
+void relay_task_recount(struct relay_task *t)
+{
+	unsigned now = contribution(t);
+
+	if (now == t->counted || t->group == NULL)
+		return;
+	count_in(t->group, t->counted, -1);
+	count_in(t->group, now, 1);
+	t->counted = now;
+}
+
+int relay_app_live_running(struct relay *r, const char *app_id)
+{
+	const struct relay_group *g = relay_group_find(r, app_id);
+
+	return g != NULL ? g->live_running : 0;
+}
+
 static void group_add(struct relay *r, struct relay_task *t)
 {
 	struct relay_group *g = relay_group_find(r, t->app_id);
@@ -163,6 +225,8 @@ static void group_add(struct relay *r, struct relay_task *t)
 	TAILQ_INSERT_TAIL(&g->tasks, t, gentry);
 	g->n++;
 	t->group = g;
+	t->counted = 0;
+	relay_task_recount(t);
 	relay_group_json_stale(g);
 }
 
@@ -170,6 +234,8 @@ static void group_del(struct relay *r, struct relay_task *t)
 {
 	struct relay_group *g = t->group;
 
+	count_in(g, t->counted, -1);
+	t->counted = 0;
 	TAILQ_REMOVE(&g->tasks, t, gentry);
 	t->group = NULL;
 	relay_group_json_stale(g);
@@ -298,6 +364,7 @@ void relay_task_kill(struct relay *r, struct relay_task *t)
 	count_task(r, t, -1);
 	relay_task_json_stale(t);
 	t->goal = RELAY_GOAL_STOPPED;
+	relay_task_recount(t);
 	t->kill_sent_at = bt_monotonic();
 	if (first) {
 		log_info("killing task '%s'", t->id);
@@ -333,20 +400,34 @@ int relay_app_want(struct relay *r, struct relay_app *app)
 void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
     int *healthy, int *unhealthy)
 {
-	const struct relay_task *t;
+	const struct relay_group *g = relay_group_find(r, app->id);
 	bool checks = json_array_size(json_object_get(app->def, "healthChecks")) > 0;
 
 	*staged = *running = *healthy = *unhealthy = 0;
-	RELAY_APP_TASKS_FOREACH(t, r, app->id) {
-		if (!counts_for(t, app))
-			continue;
-		if (t->state == MESOS__V1__TASK_STATE__TASK_RUNNING)
-			(*running)++;
-		else if (t->state == MESOS__V1__TASK_STATE__TASK_STAGING ||
-		    t->state == MESOS__V1__TASK_STATE__TASK_STARTING)
-			(*staged)++;
-		if (checks && t->healthy_known && t->unreachable_since == 0)
-			(*(t->healthy ? healthy : unhealthy))++;
+	if (g == NULL)
+		return;
+#ifdef BUTTE_CHECKS
+	{
+		/* the sanitizer builds count the long way too: the kept counts must agree */
+		const struct relay_task *t;
+		int c[5] = { 0 };
+		RELAY_APP_TASKS_FOREACH(t, r, app->id) {
+			unsigned k = contribution(t);
+			for (int i = 0; i < 5; i++)
+				c[i] += (k >> i) & 1;
+		}
+		if (c[0] != g->staged || c[1] != g->running || c[2] != g->healthy ||
+		    c[3] != g->unhealthy || c[4] != g->live_running)
+			bt_fatal("task counts of app '%s' drifted: kept %d/%d/%d/%d/%d, "
+			    "counted %d/%d/%d/%d/%d", app->id, g->staged, g->running, g->healthy,
+			    g->unhealthy, g->live_running, c[0], c[1], c[2], c[3], c[4]);
+	}
+#endif
+	*staged = g->staged;
+	*running = g->running;
+	if (checks) {
+		*healthy = g->healthy;
+		*unhealthy = g->unhealthy;
 	}
 }
 
@@ -629,7 +710,7 @@ static void task_ended(struct relay *r, struct relay_task *t, const Mesos__V1__T
 		r->revive_wanted = true;
 	}
 	relay_task_remove(r, t);
-	relay_state_delete_task(r, t->id);
+	relay_state_delete_task(r, t);
 	relay_task_free(t);
 }
 
@@ -705,10 +786,11 @@ void relay_task_update(struct relay *r, const Mesos__V1__TaskStatus *st)
 		relay_unreachable_note(r, t, st);
 		/* STAGING to STARTING changes nothing a restarted relay needs: not written */
 		if (changed && st->state != MESOS__V1__TASK_STATE__TASK_STARTING)
-			relay_state_save_task(r, t);
+			relay_state_save_task_state(r, t);
 		if (t->goal == RELAY_GOAL_STOPPED && changed)
 			send_kill(r, t->id, t->agent_id);
 		relay_health_update(r, t, st);
+		relay_task_recount(t);
 	}
 	relay_deployments_changed(r);
 	acknowledge(r, st, agent_copy[0] ? agent_copy : NULL);
@@ -722,8 +804,8 @@ static bool launching(const struct relay_task *t)
 }
 
 /*
- * How often launching tasks are reconciled again: every 15 s, but often
- * enough that a task the master knows is confirmed well within the
+ * How often unconfirmed launches are reconciled again: every 15 s, but
+ * often enough that a task the master knows is confirmed well within the
  * confirm timeout (a task waits at most two periods).
  */
 static double staging_period(const struct relay *r)
@@ -743,7 +825,14 @@ static void reconcile_tasks(struct relay *r, bool only_staging)
 
 	TAILQ_FOREACH(t, &r->tasks, entry) {
 		json_t *item;
-		if (only_staging && (!launching(t) || now - t->last_update < period))
+		/*
+		 * Only launches the master has not confirmed: one it reported is
+		 * known to it, and the launch timeout covers the rest. Asking
+		 * again about confirmed ones would, at a hundred thousand
+		 * launching tasks, answer with as many updates as the launches
+		 * themselves make, while those still queue.
+		 */
+		if (only_staging && (!launching(t) || t->confirmed || now - t->last_update < period))
 			continue;
 		item = json_pack("{s:{s:s}}", "task_id", "value", t->id);
 		if (t->agent_id != NULL)

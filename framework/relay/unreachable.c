@@ -58,6 +58,7 @@ static void check_inactive(struct relay *r, struct relay_task *t, double now)
 	log_warn("task '%s' has been unreachable for %.0fs: replacing it", t->id,
 	    now - t->unreachable_since);
 	t->inactive = true;
+	relay_task_recount(t);
 	r->counts_valid = false;
 	r->revive_wanted = true;
 	relay_event_instance_changed(r, t, "UnreachableInactive");
@@ -81,6 +82,7 @@ void relay_unreachable_note(struct relay *r, struct relay_task *t, const Mesos__
 		r->nunreachable--;
 		r->counts_valid = false;
 	}
+	relay_task_recount(t);
 }
 
 /* forget the task: it is expunged */
@@ -89,7 +91,7 @@ static void expunge(struct relay *r, struct relay_task *t)
 	log_warn("task '%s' has been unreachable for %.0fs: forgetting it", t->id,
 	    bt_now() - t->unreachable_since);
 	relay_task_remove(r, t);
-	relay_state_delete_task(r, t->id);
+	relay_state_delete_task(r, t);
 	relay_task_free(t);
 	r->counts_valid = false;
 }

@@ -462,6 +462,43 @@ def test_relay_restart_adopts_tasks(cluster):
     wait_running(cluster, "/kept", 3)
 
 
+def test_relay_crash_keeps_what_updates_said(cluster):
+    """A killed relay comes back with each task's state, start and address from
+    its own store: with the master down, nothing could tell it again."""
+    start(cluster)
+    api(cluster, "POST", "/v2/apps", sleeper("/told", instances=3))
+    wait_running(cluster, "/told", 3)
+    # a kill rewrites the whole record: one task gone through it, two only through updates
+    before = {t["id"]: t for t in get_app(cluster, "/told")["tasks"]}
+    killed = sorted(before)[0]
+    r = api(cluster, "POST", "/v2/tasks/delete?scale=false", {"ids": [killed]})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: killed not in {t["id"] for t in get_app(cluster, "/told")["tasks"]} and
+             get_app(cluster, "/told")["tasksRunning"] == 3, what="the killed task replaced")
+    before = {t["id"]: t for t in get_app(cluster, "/told")["tasks"]}
+
+    cluster.master.stop()
+    cluster.relay.kill(signal.SIGKILL)
+    cluster.relay.wait()
+    cluster.relay.start()
+    cluster.relay.wait_healthy()
+    app = get_app(cluster, "/told")
+    after = {t["id"]: t for t in app["tasks"]}
+    assert set(after) == set(before)
+    for tid, t in after.items():
+        assert t["state"] == "TASK_RUNNING", t
+        assert t["startedAt"] == before[tid]["startedAt"], (t, before[tid])
+        assert t["host"] == before[tid]["host"]
+        assert t["slaveId"] == before[tid]["slaveId"]
+    assert app["tasksRunning"] == 3
+
+    # and it is still in charge once the master is back
+    cluster.master.start()
+    cluster.master.wait_healthy()
+    api(cluster, "PUT", "/v2/apps/told", {"instances": 4})
+    wait_running(cluster, "/told", 4)
+
+
 def test_constraints_place_tasks(cluster):
     cluster.start_master(*MASTER_FLAGS)
     cluster.start_agent("--attributes=rack:a", resources=AGENT1)

@@ -41,6 +41,11 @@ void relay_event_unhealthy_kill(struct relay *r, const struct relay_task *t, con
 {
 }
 
+void relay_task_recount(struct relay_task *t)
+{
+	(void)t;
+}
+
 bool relay_task_terminal_state(int s)
 {
 	return bt_task_state_terminal(s) || s == MESOS__V1__TASK_STATE__TASK_UNREACHABLE;
