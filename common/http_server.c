@@ -19,6 +19,10 @@
  * With bt_http_set_gate() an answer is built at once but evhttp may be
  * told to send it later (relay: once what its handler committed is on
  * disk); evhttp allows a request to be answered later.
+ *
+ * Every reply leaves through http_flush.c: written at the end of the loop
+ * turn that made it, together with the replies to the requests a client
+ * pipelined behind it.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -36,6 +40,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "http_flush.h"
 #include "http_server.h"
 #include <event2/http_struct.h>         /* after http.h, which it needs */
 #include "json.h"
@@ -68,8 +73,6 @@ struct bt_http_server {
 	double emfile_logged;           /* monotonic time of the last such warning */
 	struct bt_http_server *next;    /* in `servers` */
 };
-
-static void release_replied(void);
 
 /* every server of the process: a listener's error callback finds its own here */
 static struct bt_http_server *servers;
@@ -392,7 +395,7 @@ void bt_http_server_free(struct bt_http_server *s)
 	free(s->routes);
 	free(s);
 	if (servers == NULL)
-		release_replied();
+		bt_http_flush_release();
 }
 
 int bt_http_server_port(const struct bt_http_server *s)
@@ -461,84 +464,11 @@ struct held_reply {
 	int code;
 };
 
-/*
- * Replies leave at the end of the loop turn that made them, not a turn
- * later. evhttp queues a reply in the connection's bufferevent, which
- * writes it once epoll reports the socket writable, and only then reads
- * the connection's next request: a turn, a wait and (without a changelist)
- * two epoll_ctl() per request. Instead every connection that got a reply
- * is written here once the turn's other callbacks have run, and when its
- * reply went out whole, the bufferevent's write callback is run at once
- * (bufferevent_trigger), which is what the writable socket would have
- * done: evhttp finishes the request and goes on to the next one, which a
- * client that pipelines has already sent, without waiting for epoll.
- * Each entry holds a reference, so a connection evhttp frees meanwhile is
- * only written no more.
- */
-static struct {
-	struct bufferevent **bevs;
-	size_t n, cap;
-	struct event *ev;
-} replied;
-
-static void flush_replied_cb(evutil_socket_t unused, short what, void *arg)
-{
-	struct bufferevent *bev;
-	struct evbuffer *out;
-	size_t i;
-	int fd;
-
-	/* entries added while this runs (the next requests' replies) are taken too */
-	for (i = 0; i < replied.n; i++) {
-		bev = replied.bevs[i];
-		out = bufferevent_get_output(bev);
-		fd = bufferevent_getfd(bev);
-		while (fd >= 0 && evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
-			;
-		if (fd >= 0 && evbuffer_get_length(out) == 0)
-			bufferevent_trigger(bev, EV_WRITE, 0);
-		bufferevent_decref(bev);
-	}
-	replied.n = 0;
-}
-
-/* the last server is gone: what waits is only released */
-static void release_replied(void)
-{
-	while (replied.n > 0)
-		bufferevent_decref(replied.bevs[--replied.n]);
-	free(replied.bevs);
-	if (replied.ev != NULL)
-		event_free(replied.ev);
-	memset(&replied, 0, sizeof replied);
-}
-
-/* evhttp_send_reply, and the connection written at the end of the turn */
-static void send_now(struct evhttp_request *req, int code)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-
-	evhttp_send_reply(req, code, reason_phrase(code), NULL);
-	if (bev == NULL)
-		return;
-	if (replied.ev == NULL)
-		replied.ev = event_new(bufferevent_get_base(bev), -1, 0, flush_replied_cb, NULL);
-	if (replied.n == replied.cap) {
-		replied.cap = replied.cap ? replied.cap * 2 : 64;
-		replied.bevs = xreallocarray(replied.bevs, replied.cap, sizeof *replied.bevs);
-	}
-	bufferevent_incref(bev);
-	replied.bevs[replied.n++] = bev;
-	if (replied.n == 1)
-		event_active(replied.ev, 0, 0);
-}
-
 static void send_held_cb(void *arg)
 {
 	struct held_reply *h = arg;
 
-	send_now(h->req, h->code);
+	bt_http_flush_send(h->req, h->code, reason_phrase(h->code));
 	free(h);
 }
 
@@ -548,7 +478,7 @@ static void send_reply(struct evhttp_request *req, int code)
 	struct held_reply *h;
 
 	if (gate.hold == NULL || (in_handler && gate.mark(gate.arg) == handler_mark)) {
-		send_now(req, code);
+		bt_http_flush_send(req, code, reason_phrase(code));
 		return;
 	}
 	h = xmalloc(sizeof *h);
