@@ -9,9 +9,9 @@
  * checked too), every app the text of its definition and of its service
  * ports until the definition is replaced, and every app's group of tasks
  * the texts of its tasks joined, until one of them changes. A listing is
- * those texts copied one after the other (GET /v2/tasks: one copy per
- * app, app by app), with what changes on every look (counts, deployments)
- * written in between.
+ * those texts one after the other (GET /v2/tasks: each app's group text,
+ * not copied but referred to until the answer is sent), with what changes
+ * on every look (counts, deployments) written in between.
  *
  * The texts are dumps of what relay_json_task() and the stored definition
  * hold, cut before their closing brace, so the shapes stay defined in one
@@ -23,8 +23,50 @@
 #include "xmalloc.h"
 
 #include <event2/buffer.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * A group's text is shared with the answers that list it: a listing
+ * refers to it (evbuffer_add_reference) instead of copying megabytes, and
+ * the text lives until its group and every answer holding it let go.
+ */
+struct shared_text {
+	unsigned refs;
+	char text[];
+};
+
+static struct shared_text *shared_of(const char *text)
+{
+	return (struct shared_text *)(void *)(text - offsetof(struct shared_text, text));
+}
+
+void relay_text_unref(char *text)
+{
+	struct shared_text *st;
+
+	if (text == NULL)
+		return;
+	st = shared_of(text);
+	if (--st->refs == 0)
+		free(st);
+}
+
+static void text_cleanup_cb(const void *data, size_t len, void *arg)
+{
+	relay_text_unref(arg);
+}
+
+/* g's text into out, by reference */
+static void add_group_text(struct evbuffer *out, struct relay_group *g)
+{
+	if (g->json_len == 0)
+		return;
+	shared_of(g->json)->refs++;
+	if (evbuffer_add_reference(out, g->json, g->json_len, text_cleanup_cb, g->json) != 0)
+		relay_text_unref(g->json);
+}
 
 /* a string literal, without its terminating NUL */
 #define ADD_TEXT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
@@ -114,6 +156,7 @@ static void group_text(struct relay *r, struct relay_group *g, struct relay_app 
 {
 	struct last_app last = { g, app };
 	unsigned long gen = app != NULL ? app->json_gen : 0;
+	struct shared_text *st;
 	struct relay_task *t;
 	struct evbuffer *b;
 
@@ -127,8 +170,11 @@ static void group_text(struct relay *r, struct relay_group *g, struct relay_app 
 		add_task(r, b, t, true, &last);
 	}
 	g->json_len = evbuffer_get_length(b);
-	g->json = xmalloc(g->json_len + 1);
-	evbuffer_remove(b, g->json, g->json_len);
+	st = xmalloc(sizeof *st + g->json_len + 1);
+	st->refs = 1;
+	evbuffer_remove(b, st->text, g->json_len);
+	st->text[g->json_len] = '\0';
+	g->json = st->text;
 	evbuffer_free(b);
 	g->json_gen = gen;
 }
@@ -145,7 +191,7 @@ static void add_group(struct relay *r, struct evbuffer *out, struct relay_group 
 		if (g->json_len > 0 && !*first)
 			ADD_TEXT(out, ",");
 		*first = *first && g->json_len == 0;
-		evbuffer_add(out, g->json, g->json_len);
+		add_group_text(out, g);
 		return;
 	}
 	TAILQ_FOREACH(t, &g->tasks, gentry) {
@@ -223,7 +269,7 @@ void relay_listing_add_app(struct relay *r, struct evbuffer *out, struct relay_a
 		ADD_TEXT(out, ",\"tasks\":[");
 		if ((g = relay_group_find(r, app->id)) != NULL) {
 			group_text(r, g, app);
-			evbuffer_add(out, g->json, g->json_len);
+			add_group_text(out, g);
 		}
 		ADD_TEXT(out, "]");
 	}

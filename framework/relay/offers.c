@@ -8,8 +8,9 @@
  * share of what it misses from each (missing / offers left), so its
  * instances spread over the agents and start on all of them at once. Every
  * task is recorded (TASK_STAGING) and persisted before the ACCEPT that
- * carries its LAUNCH goes out (the whole event is one batch: one
- * transaction, and the calls leave after its commit; scheduler.c). The
+ * carries its LAUNCH goes out (what is matched in one go is one batch: one
+ * transaction, and the calls leave after its commit; scheduler.c); a big
+ * event is matched a few milliseconds at a time (relay_offers). The
  * apps' missing counts are kept by tasks.c, so matching an offer costs
  * O(apps + tasks launched); an app that cannot use an offer records why
  * (container.c: counters and a small table, for /v2/queue). Host ports
@@ -24,6 +25,7 @@
 #include "ids.h"
 #include "json.h"
 #include "log.h"
+#include "pbjson.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -360,15 +362,41 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
 	return n > 0;
 }
 
-void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
+/*
+ * An OFFERS event is matched a slice of OFFERS_SLICE seconds at a time.
+ * The first event to a framework holds an offer for every agent, and
+ * matching ten thousand offers with a hundred thousand missing instances
+ * takes seconds; done at once, the master and the agents would wait for
+ * all of it before the first launch. So each slice ends the batch (its
+ * tasks are committed and their ACCEPTs leave once on disk) and the rest
+ * of the event waits for the next loop turn, while the master launches
+ * what the slice accepted. A big event is copied to be kept that long.
+ */
+#define OFFERS_SLICE 0.005
+#define OFFERS_AT_ONCE 64               /* offers matched without a copy, at once */
+
+struct relay_offers_job {
+	TAILQ_ENTRY(relay_offers_job) entry;
+	Mesos__V1__Scheduler__Event__Offers *offers;    /* owned: a copy */
+	size_t next;                    /* the first offer not matched yet */
+};
+
+static TAILQ_HEAD(, relay_offers_job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
+static struct event *jobs_ev;
+
+/* match offers[from, to); decline what fits nothing, in one call */
+static void match_range(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers,
+    size_t from, size_t *to, double until)
 {
 	json_t *declines = json_array();
 	struct avail a;
 	size_t i;
 
-	for (i = 0; i < offers->n_offers; i++) {
+	for (i = from; i < *to; i++) {
 		const Mesos__V1__Offer *o = offers->offers[i];
 
+		if (until > 0 && i > from && bt_monotonic() >= until)
+			break;
 		r->offers_seen++;
 		relay_placement_note_offer(o);
 		offer_avail(r, o, &a);
@@ -379,10 +407,70 @@ void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *of
 		free(a.role);
 		free(a.alloc_role);
 	}
+	*to = i;
 	if (json_array_size(declines) > 0)
 		relay_call(r, json_pack("{s:s, s:{s:o, s:{s:f}}}", "type", "DECLINE", "decline",
 		    "offer_ids", declines, "filters", "refuse_seconds", relay_decline_duration(r)));
 	else
 		json_decref(declines);
-	relay_converge(r);
+}
+
+static void job_free(struct relay_offers_job *job)
+{
+	TAILQ_REMOVE(&jobs, job, entry);
+	protobuf_c_message_free_unpacked(&job->offers->base, NULL);
+	free(job);
+}
+
+/* one slice of the oldest event; the next one on the next loop turn */
+static void jobs_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct relay_offers_job *job = TAILQ_FIRST(&jobs);
+	struct timeval now = { 0, 0 };
+	size_t to;
+
+	if (job == NULL)
+		return;
+	relay_batch_begin(r);
+	to = job->offers->n_offers;
+	match_range(r, job->offers, job->next, &to, bt_monotonic() + OFFERS_SLICE);
+	job->next = to;
+	if (job->next == job->offers->n_offers) {
+		job_free(job);
+		relay_converge(r);
+	}
+	relay_batch_end(r);
+	if (!TAILQ_EMPTY(&jobs))
+		evtimer_add(jobs_ev, &now);
+}
+
+void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
+{
+	struct relay_offers_job *job;
+	size_t to = offers->n_offers;
+
+	if (offers->n_offers <= OFFERS_AT_ONCE && TAILQ_EMPTY(&jobs)) {
+		match_range(r, offers, 0, &to, 0);
+		relay_converge(r);
+		return;
+	}
+	job = xcalloc(1, sizeof *job);
+	job->offers = (Mesos__V1__Scheduler__Event__Offers *)bt_pb_copy(&offers->base);
+	TAILQ_INSERT_TAIL(&jobs, job, entry);
+	if (jobs_ev == NULL)
+		jobs_ev = evtimer_new(r->base, jobs_cb, r);
+	if (TAILQ_FIRST(&jobs) == job)
+		jobs_cb(-1, 0, r);      /* the first slice now: it is what the event is for */
+}
+
+/* the subscription is gone, and its offers with it */
+void relay_offers_drop(struct relay *r)
+{
+	while (!TAILQ_EMPTY(&jobs))
+		job_free(TAILQ_FIRST(&jobs));
+	if (jobs_ev != NULL) {
+		event_free(jobs_ev);
+		jobs_ev = NULL;
+	}
 }

@@ -161,6 +161,7 @@ struct relay_task {
 	double unreachable_since;       /* wall clock it became unreachable; 0: reachable */
 	bool inactive;                  /* unreachable past inactiveAfterSeconds: counts no more */
 	unsigned counted;               /* what it adds to its group's counts (RELAY_COUNT_*) */
+	char *record_key;               /* the key of its record in the store's "tasks" (state.c) */
 	uint64_t state_key;             /* its record in the store's "taskstates", or 0 (state.c) */
 };
 
@@ -248,7 +249,7 @@ struct relay {
 	struct relay_task **task_hash;  /* tasks by id */
 	size_t task_hash_size, ntasks;
 	size_t nunreachable;            /* tasks with unreachable_since set (unreachable.c) */
-	uint64_t state_seq;             /* the last key of a task state record (state.c) */
+	uint64_t record_seq;            /* the last key of a task or task state record (state.c) */
 	json_t *stale_states;           /* state records to delete once loaded (state.c) */
 	bool counts_valid;              /* every app's `active` is up to date */
 	bool check_outdated;            /* apps changed since old-config tasks were looked for */
@@ -329,6 +330,7 @@ void relay_unreachable_tick(struct relay *r);
 
 /* offers.c -- offer matching and TaskInfo building */
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
+void relay_offers_drop(struct relay *r);
 /* the role a resource is reserved to (the last reservation), or "*" */
 const char *relay_resource_role(const Mesos__V1__Resource *res);
 /* the agent's address for tasks launched from o, or NULL; caller frees */
@@ -341,6 +343,8 @@ char *relay_offer_ip(const Mesos__V1__Offer *o);
 void relay_task_json_stale(struct relay_task *t);
 /* a task joined or left the group (tasks.c) */
 void relay_group_json_stale(struct relay_group *g);
+/* let go of a group's listing text (listing.c): freed once no answer holds it */
+void relay_text_unref(char *text);
 /* the app's definition was replaced, or the app goes (appset.c) */
 void relay_app_json_stale(struct relay_app *app);
 /* {"tasks":[...]} of every task selected (NULL selects all), with servicePorts */

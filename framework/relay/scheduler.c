@@ -41,6 +41,7 @@ static void schedule_resubscribe(struct relay *r)
 	double delay = r->sub_backoff;
 
 	r->subscribed = false;
+	relay_offers_drop(r);
 	free(r->stream_id);
 	r->stream_id = NULL;
 	free(r->stream_header);
@@ -260,6 +261,7 @@ void relay_scheduler_start(struct relay *r)
 
 void relay_scheduler_stop(struct relay *r)
 {
+	relay_offers_drop(r);
 	relay_state_commit(r);
 	r->commit_pending = false;
 	if (r->commit_timer != NULL) {

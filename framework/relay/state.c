@@ -9,7 +9,8 @@
  * "tasks" one record per task relay launched and has not yet seen end,
  * written at its launch and when it is killed; "taskstates" what status
  * updates changed since (state, start, agent, address), one record per
- * task under a key that grows with every write (relay_state_save_task_state);
+ * task. Both are keyed by a number that grows with every write, so the
+ * records written together lie together (relay_state_save_task_state);
  * "groups" the groups an app id cannot tell (empty ones, dependencies);
  * "deployments" each deployment in progress (its steps, how far it got and
  * the apps' definitions before it, for a rollback).
@@ -266,7 +267,12 @@ void relay_state_save_task(struct relay *r, struct relay_task *t)
 	json_object_set_new(j, "ports", ports);
 	if (t->unreachable_since > 0)
 		json_object_set_new(j, "unreachableSince", json_real(t->unreachable_since));
-	put_json(r, "tasks", t->id, j);
+	if (t->record_key != NULL)
+		delete_key(r, "tasks", t->record_key);
+	free(t->record_key);
+	t->record_key = xmalloc(17);
+	state_key_text(++r->record_seq, t->record_key);
+	put_json(r, "tasks", t->record_key, j);
 	json_decref(j);
 	delete_task_state(r, t);        /* the whole record holds it now */
 }
@@ -288,7 +294,7 @@ void relay_state_save_task_state(struct relay *r, struct relay_task *t)
 	if (t->unreachable_since > 0)
 		json_object_set_new(j, "unreachableSince", json_real(t->unreachable_since));
 	delete_task_state(r, t);
-	t->state_key = ++r->state_seq;
+	t->state_key = ++r->record_seq;
 	state_key_text(t->state_key, key);
 	put_json(r, "taskstates", key, j);
 	json_decref(j);
@@ -296,7 +302,8 @@ void relay_state_save_task_state(struct relay *r, struct relay_task *t)
 
 void relay_state_delete_task(struct relay *r, struct relay_task *t)
 {
-	delete_key(r, "tasks", t->id);
+	if (t->record_key != NULL)
+		delete_key(r, "tasks", t->record_key);
 	delete_task_state(r, t);
 }
 
@@ -383,6 +390,7 @@ static int load_task_cb(const char *key, const char *value, size_t len, void *ar
 {
 	struct relay *r = arg;
 	json_t *j = bt_json_parse(value, len, NULL);
+	const char *id;
 	struct relay_task *t;
 	json_t *ports;
 	size_t i;
@@ -392,8 +400,19 @@ static int load_task_cb(const char *key, const char *value, size_t len, void *ar
 		json_decref(j);
 		return 0;
 	}
+	/* keyed by the order of writing (stores of older versions: by the task id) */
+	id = bt_json_string(j, "id") != NULL ? bt_json_string(j, "id") : key;
+	if (strlen(key) == 16 && strspn(key, "0123456789abcdef") == 16 &&
+	    strtoull(key, NULL, 16) > r->record_seq)
+		r->record_seq = strtoull(key, NULL, 16);
+	if (relay_task_find(r, id) != NULL) {
+		log_warn("ignoring a second record '%s' of task '%s'", key, id);
+		json_decref(j);
+		return 0;
+	}
 	t = xcalloc(1, sizeof *t);
-	t->id = xstrdup(key);
+	t->id = xstrdup(id);
+	t->record_key = xstrdup(key);
 	t->app_id = dup_member(j, "appId");
 	t->instance_id = dup_member(j, "instanceId");
 	t->incarnation = (int)bt_json_number(j, "incarnation", 1);
@@ -428,8 +447,8 @@ static int load_state_cb(const char *key, const char *value, size_t len, void *a
 	uint64_t seq = strtoull(key, NULL, 16);
 	bool was_unreachable;
 
-	if (seq > r->state_seq)
-		r->state_seq = seq;
+	if (seq > r->record_seq)
+		r->record_seq = seq;
 	if (t == NULL) {
 		/* its task ended, or its record never made it: nothing to apply */
 		json_array_append_new(r->stale_states, json_string(key));

@@ -327,7 +327,7 @@ void relay_task_json_stale(struct relay_task *t)
 
 void relay_group_json_stale(struct relay_group *g)
 {
-	free(g->json);
+	relay_text_unref(g->json);
 	g->json = NULL;
 }
 
@@ -345,6 +345,7 @@ void relay_task_free(struct relay_task *t)
 	free(t->version);
 	free(t->config_version);
 	free(t->ports);
+	free(t->record_key);
 	free(t);
 }
 
