@@ -330,6 +330,7 @@ def test_scale_up_down_and_delete_leaves_no_process(cluster):
     assert r.headers["Marathon-Deployment-Id"] == r.json()["deploymentId"]
     app = wait_running(cluster, "/scaled", 5)
     oldest = min(app["tasks"], key=lambda t: t["stagedAt"])
+    settled(cluster)        # the app is locked until its deployment ends
 
     r = api(cluster, "PUT", "/v2/apps/scaled", {"instances": 1})
     assert r.status_code == 200
@@ -495,7 +496,9 @@ def test_relay_crash_keeps_what_updates_said(cluster):
     # and it is still in charge once the master is back
     cluster.master.start()
     cluster.master.wait_healthy()
-    api(cluster, "PUT", "/v2/apps/told", {"instances": 4})
+    settled(cluster)
+    r = api(cluster, "PUT", "/v2/apps/told", {"instances": 4})
+    assert r.status_code == 200, r.text
     wait_running(cluster, "/told", 4)
 
 
