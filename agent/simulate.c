@@ -5,8 +5,8 @@
  * agent is a struct agent of its own (hostname and name sim-<i>, the
  * resources of --resources) with its own agent_link: its own subscription
  * stream to the master, its own agent id, its own calls. They share one
- * event loop and two HTTP clients: one for the streams and one, limited
- * to a few connections, for the calls. The protocol is the real one: the link
+ * event loop, one HTTP client for the streams and one pipe (http_pipe.h,
+ * a few connections) for the calls. The protocol is the real one: the link
  * code of master_link.c and the reliable updates of updates.c serve them
  * unchanged; only what would touch the machine differs. A launched task
  * starts no process: it is reported TASK_STARTING and then TASK_RUNNING

@@ -76,6 +76,7 @@ struct bt_http_pipe {
 	char *authority;                /* host:port, as the Host header */
 	char *path;
 	int port;
+	int family;                     /* of the addresses tried: see conn_open() */
 	double timeout;
 	struct conn *conns;
 	int nconns;
@@ -403,7 +404,13 @@ static int conn_open(struct conn *c)
 	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	arm_timeout(c);
-	if (bufferevent_socket_connect_hostname(c->bev, p->dns, AF_UNSPEC, p->host, p->port) != 0) {
+	/*
+	 * A connection goes to the first address the name resolves to; a
+	 * name is asked for IPv4 first (where "localhost" is also ::1, a
+	 * master listening on 0.0.0.0 would refuse that), and for any family
+	 * once IPv4 found nothing.
+	 */
+	if (bufferevent_socket_connect_hostname(c->bev, p->dns, p->family, p->host, p->port) != 0) {
 		conn_close(c, "could not be opened");
 		return -1;
 	}
@@ -435,6 +442,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	} else if ((err = bufferevent_socket_get_dns_error(bev)) != 0) {
 		why = xasprintf("failed: unable to resolve '%s': %s", c->pipe->host,
 		    evutil_gai_strerror(err));
+		c->pipe->family = AF_UNSPEC;    /* the next attempt asks for any address */
 	} else {
 		err = EVUTIL_SOCKET_ERROR();
 		why = xasprintf("failed: %s", evutil_socket_error_to_string(err));
@@ -515,6 +523,8 @@ static int parse_url(struct bt_http_pipe *p, const char *url, char **cause)
 	if (p->host[0] == '\0')
 		goto bad;
 	p->port = (int)port;
+	/* an IPv6 literal is what it is; a name or IPv4 literal is tried as IPv4 first */
+	p->family = strchr(p->host, ':') != NULL ? AF_INET6 : AF_INET;
 	p->authority = xstrndup(url + 7, (size_t)(end - url - 7));
 	p->path = xstrdup(slash != NULL ? slash : "/");
 	return 0;

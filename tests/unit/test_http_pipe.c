@@ -553,6 +553,23 @@ static void test_many_one_connection(void **state)
 	free(r);
 }
 
+/* a host name: resolved without blocking, IPv4 first (the server listens on 127.0.0.1 only) */
+static void test_host_name(void **state)
+{
+	struct fx *f = *state;
+	struct result r[2] = { 0 };
+	char url[160];
+
+	snprintf(url, sizeof url, "http://localhost:%d/echo", bt_http_server_port(f->server));
+	pipe_to(f, url, 1, 5);
+	post(f, &r[0], "by-name-1");
+	post(f, &r[1], "by-name-2");
+	WAIT_FOR(f, all_ended(r, 2), 4);
+	assert_answer(&r[0], 202, "by-name-1");
+	assert_answer(&r[1], 202, "by-name-2");
+	results_free(r, 2);
+}
+
 /* the first answer comes late, after the others were sent: order holds */
 static void test_held_answer(void **state)
 {
@@ -1260,6 +1277,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_many_two_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_one_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_from_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
