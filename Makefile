@@ -37,6 +37,9 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
+# the sanitizers' run-times are shared libraries: then butte-supervise is only bound at start
+SUPERVISE_LDFLAGS := -Wl,-z,now -Wl,-z,relro $(if $(SAN)$(FUZZER),,-static)
+
 PROTOS      := $(wildcard proto/*.proto)
 GEN_C       := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H       := $(GEN_C:.c=.h)
@@ -83,9 +86,12 @@ $(BUILD)/butte-master: $(call obj,$(MASTER_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/butte-agent: $(call obj,$(AGENT_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-# the agent's per-task supervisor needs nothing but the C library
+# The agent's per-task supervisor needs nothing but the C library. The
+# launcher forks one per task, so it is linked static and bound at start:
+# a fork then copies a few mappings and no child resolves a symbol (each
+# lazy binding would write, and so copy, a page of the launcher's).
 $(BUILD)/butte-supervise: $(call obj,agent/supervise.c common/child.c)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) $(SUPERVISE_LDFLAGS) -o $@ $^
 $(BUILD)/butte-relay: $(call obj,$(RELAY_SRC)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/butte: $(call obj,$(CLI_SRC)) $(LIB)

@@ -16,25 +16,41 @@
  * agent's seccomp filter, and execs its file. The launch pipe tells the
  * agent the task's pid and, by EOF or an error record, how its exec went.
  *
- * A separate small program rather than a fork of the agent: forking a
- * supervisor from the launcher copies nothing of the agent and execs
- * nothing, and forking the task from a supervisor is cheap. It links
- * only the C library (and common/child.c); after a fork it makes system
- * calls only.
+ * A separate small program rather than a fork of the agent, linked
+ * static. The launcher makes each supervisor a process of its own that
+ * shares the launcher's memory (clone with CLONE_VM, no CLONE_THREAD:
+ * its own pid, descriptors, signal handlers and session, but no page of
+ * memory copied or faulted in), the way posix_spawn shares memory until
+ * exec; and the task is vforked from the supervisor. So a supervisor
+ * costs about what a thread costs, where a fork cost a copy of the page
+ * tables and a page fault per page either side writes afterwards. The
+ * rules that come with shared memory: everything a supervisor needs is
+ * prepared by the launcher in a mapping of the supervisor's own (struct
+ * slot: its stack, its arguments, its paths); after clone it makes
+ * system calls only -- no malloc, no stdio, no global written; the
+ * launcher's memory is never dumped (PR_SET_DUMPABLE 0), so one faulting
+ * supervisor cannot take the others down with a core dump; and the slot
+ * is unmapped once the kernel has cleared its tid word
+ * (CLONE_CHILD_CLEARTID), which it does when the supervisor has left the
+ * memory for good. Where CLONE_VM is refused (qemu-user), and under
+ * AddressSanitizer, the launcher forks instead.
  */
 #include "child.h"
 #include "supervise.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -44,8 +60,15 @@
 
 #define REAP_TRIES      200     /* x 5 ms: how long the supervisor waits for the group */
 #define FILTER_MAX      (BPF_MAXINSNS * sizeof(struct sock_filter))
+#define SLOT_STACK      (64 * 1024)     /* a supervisor's stack, also its task's until exec */
+#define SWEEP_EVERY     64      /* slots made between two sweeps for ended supervisors */
+#define DEFAULT_PATH    "/bin:/usr/bin"
 
-extern char **environ;
+#if defined(__SANITIZE_ADDRESS__)
+#define SHARE_MEMORY    0       /* ASan keeps per-thread state a clone would share */
+#else
+#define SHARE_MEMORY    1
+#endif
 
 /* the task as argv describes it */
 struct plan {
@@ -60,9 +83,24 @@ struct plan {
 	int with_filter;
 };
 
+/*
+ * One supervisor's private memory, one mapping: a guard page, the stack,
+ * then this header and what the plan points at.
+ */
+struct slot {
+	struct slot *next;      /* the launcher's list of slots in use */
+	void *base;             /* of the mapping */
+	size_t size;
+	volatile pid_t tid;     /* non-zero until the supervisor has left (CLONE_CHILD_CLEARTID) */
+	int pipe_fd;            /* the launch pipe, in the supervisor's descriptor table */
+	struct plan plan;
+	char *free, *end;       /* what is left of the mapping */
+};
+
 /* the tasks' seccomp filter, read once; .len 0 when there is none */
 static struct sock_fprog filter;
-static volatile sig_atomic_t supervised_pid;
+/* set by the launcher: its filter (or the errno that refused it) is every supervisor's */
+static int filter_inherited, filter_errno;
 
 static void report(int kind, int stage, int value)
 {
@@ -86,16 +124,6 @@ static int redirect(const char *path, int flags, int target)
 	}
 	close(fd);
 	return 0;
-}
-
-static char *path_join(const char *dir, const char *name)
-{
-	size_t len = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(len);
-
-	if (p != NULL)
-		snprintf(p, len, "%s/%s", dir, name);
-	return p;
 }
 
 /* the filter from SUPERVISE_FILTER_FD; 0 when it could be read */
@@ -126,49 +154,189 @@ static int read_filter(void)
 	return 0;
 }
 
-/* argv as supervise.h lays it out; 0 when it is well formed */
-static int parse_args(struct plan *p, int argc, char **argv)
+/* the filter on the calling process (and what it forks); 0 or an errno */
+static int load_filter(int no_new_privs)
 {
-	const char *opts;
-	char *end;
-	long n;
-	int i;
+	if (no_new_privs)
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter, 0, 0) != 0 ? errno : 0;
+}
 
-	memset(p, 0, sizeof *p);
-	if (argc < SUPERVISE_ARGV_FIXED)
-		return -1;
+static void slot_free(struct slot *s)
+{
+	munmap(s->base, s->size);
+}
+
+/* n bytes of the slot, aligned for pointers; NULL when they do not fit */
+static void *slot_take(struct slot *s, size_t n)
+{
+	char *p = s->free;
+
+	n = (n + 15) & ~(size_t)15;
+	if ((size_t)(s->end - p) < n)
+		return NULL;
+	s->free += n;
+	return p;
+}
+
+static char *slot_path(struct slot *s, const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *p = slot_take(s, len);
+
+	if (p != NULL)
+		snprintf(p, len, "%s/%s", dir, name);
+	return p;
+}
+
+/*
+ * A slot holding the plan of a request: len bytes of NUL-terminated
+ * strings laid out as supervise.h says. NULL when the request is malformed
+ * (errno EINVAL) or there is no memory.
+ */
+static struct slot *slot_new(const char *req, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), i, k = 0, nstr = 0, size;
+	struct slot *s;
+	struct plan *p;
+	char **argv, *copy, *base, *end;
+	const char *opts;
+	long n;
+
+	if (len == 0 || req[len - 1] != '\0') {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < len; i++)
+		nstr += req[i] == '\0';
+	/* guard, stack, header, the request's argv and strings, the task's argv, three paths */
+	size = page + SLOT_STACK + sizeof *s + 16 + (nstr + 1) * sizeof(char *) + len + 16 +
+	    (nstr + 1) * sizeof(char *) + 16 + 3 * (len + 32);
+	size = (size + page - 1) & ~(page - 1);
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+	    -1, 0);
+	if (base == MAP_FAILED)
+		return NULL;
+	mprotect(base, page, PROT_NONE);
+	s = (struct slot *)(base + page + SLOT_STACK);
+	memset(s, 0, sizeof *s);
+	s->base = base;
+	s->size = size;
+	s->pipe_fd = -1;
+	s->free = (char *)(s + 1);
+	s->end = base + size;
+	argv = slot_take(s, (nstr + 1) * sizeof *argv);
+	copy = slot_take(s, len);
+	memcpy(copy, req, len);
+	for (i = 0; i < len; i += strlen(copy + i) + 1)
+		argv[k++] = copy + i;
+	argv[k] = NULL;
+
+	p = &s->plan;
+	if (nstr < SUPERVISE_ARGV_FIXED)
+		goto bad;
 	errno = 0;
 	n = strtol(argv[5], &end, 10);
-	if (errno != 0 || *end != '\0' || n < 1 || n > argc - SUPERVISE_ARGV_FIXED)
-		return -1;
+	if (errno != 0 || *end != '\0' || n < 1 || n > (long)nstr - SUPERVISE_ARGV_FIXED)
+		goto bad;
 	p->sandbox = argv[1];
 	opts = argv[3];
 	p->file = argv[4];
 	p->search_path = strchr(opts, 'p') != NULL;
 	p->no_new_privs = strchr(opts, 'n') != NULL;
 	p->with_filter = strchr(opts, 'f') != NULL;
-	p->argv = calloc((size_t)n + 1, sizeof *p->argv);
-	p->stdout_path = path_join(argv[1], "stdout");
-	p->stderr_path = path_join(argv[1], "stderr");
-	p->status_path = path_join(argv[2], "exit_status");
-	if (p->argv == NULL || p->stdout_path == NULL || p->stderr_path == NULL ||
-	    p->status_path == NULL)
-		return -1;
-	for (i = 0; i < n; i++)
+	p->argv = slot_take(s, ((size_t)n + 1) * sizeof *p->argv);
+	for (i = 0; i < (size_t)n; i++)
 		p->argv[i] = argv[SUPERVISE_ARGV_FIXED + i];
+	p->argv[n] = NULL;
 	p->envp = &argv[SUPERVISE_ARGV_FIXED + n];
-	if (p->with_filter && filter.len == 0)
-		return -1;
-	return 0;
+	p->stdout_path = slot_path(s, argv[1], "stdout");
+	p->stderr_path = slot_path(s, argv[1], "stderr");
+	p->status_path = slot_path(s, argv[2], "exit_status");
+	if (p->with_filter && filter.len == 0 && !filter_inherited)
+		goto bad;
+	return s;
+bad:
+	slot_free(s);
+	errno = EINVAL;
+	return NULL;
+}
+
+/*
+ * execve of file, looked up in the task's PATH (not the launcher's) as
+ * execvp does: a name with a slash as it is; EACCES if some candidate was
+ * not executable and none ran, else the last error; a file without a
+ * known format is run by /bin/sh.
+ */
+static void exec_search(const struct plan *p)
+{
+	const char *path = DEFAULT_PATH, *dir, *next;
+	size_t flen = strlen(p->file), argc = 0, i;
+	char buf[PATH_MAX];
+	int eacces = 0, err = ENOENT;
+
+	if (strchr(p->file, '/') != NULL) {
+		execve(p->file, p->argv, p->envp);
+		return;
+	}
+	for (i = 0; p->envp[i] != NULL; i++) {
+		if (strncmp(p->envp[i], "PATH=", 5) == 0)
+			path = p->envp[i] + 5;
+	}
+	while (p->argv[argc] != NULL)
+		argc++;
+	for (dir = path; ; dir = next + 1) {
+		size_t dlen;
+
+		next = strchrnul(dir, ':');
+		dlen = (size_t)(next - dir);
+		if (dlen + flen + 2 <= sizeof buf) {
+			/* an empty entry is the current directory */
+			memcpy(buf, dlen == 0 ? "." : dir, dlen == 0 ? 1 : dlen);
+			if (dlen == 0)
+				dlen = 1;
+			buf[dlen] = '/';
+			memcpy(buf + dlen + 1, p->file, flen + 1);
+			execve(buf, p->argv, p->envp);
+			err = errno;
+			if (err == ENOEXEC) {
+				char *sh_argv[argc + 2];
+				sh_argv[0] = "/bin/sh";
+				sh_argv[1] = buf;
+				for (i = 1; i <= argc; i++)
+					sh_argv[i + 1] = p->argv[i];
+				execve("/bin/sh", sh_argv, p->envp);
+				err = errno;
+			}
+			if (err == EACCES)
+				eacces = 1;
+			else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
+			    err != ETIMEDOUT)
+				break;
+		}
+		if (*next == '\0')
+			break;
+	}
+	errno = eacces && (err == ENOENT || err == ENOTDIR) ? EACCES : err;
 }
 
 static void task_child(const struct plan *p) __attribute__((noreturn));
 static void task_child(const struct plan *p)
 {
 	struct rlimit core = { 0, 0 };
+	struct sigaction dfl;
+	sigset_t none;
+	int err;
 
 	setsid();
-	bt_child_reset_signals();
+	/* what the supervisor ignores and blocks goes back to the defaults */
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	sigaction(SIGHUP, &dfl, NULL);
+	sigaction(SIGINT, &dfl, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (redirect("/dev/null", O_RDONLY, 0) != 0) {
 		report(SUPERVISE_REC_SETUP, SUPERVISE_STAGE_STDIN, errno);
 		_exit(127);
@@ -186,26 +354,17 @@ static void task_child(const struct plan *p)
 		_exit(127);
 	}
 	setrlimit(RLIMIT_CORE, &core);
-	if (p->with_filter) {
-		if (p->no_new_privs)
-			prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter, 0, 0) != 0)
-			dprintf(2, "butte-supervise: unable to load the seccomp filter: %s\n",
-			    strerror(errno));
-	}
-	environ = p->envp;
+	err = !p->with_filter ? 0 : filter_inherited ? filter_errno :
+	    load_filter(p->no_new_privs);
+	if (err != 0)
+		dprintf(2, "butte-supervise: unable to load the seccomp filter: %s\n",
+		    strerrordesc_np(err));
 	if (p->search_path)
-		execvp(p->file, p->argv);
+		exec_search(p);
 	else
 		execve(p->file, p->argv, p->envp);
 	report(SUPERVISE_REC_EXEC, 0, errno);
 	_exit(127);
-}
-
-static void forward_term(int sig)
-{
-	if (supervised_pid > 0)
-		killpg(supervised_pid, SIGTERM);
 }
 
 /*
@@ -245,72 +404,82 @@ static void reap_group(pid_t pgid)
 /* the supervisor's own state: its session, no signals of the agent's, no stray fds */
 static void detach(void)
 {
-	struct sigaction sa;
+	struct sigaction ign;
 
 	setsid();
-	bt_child_reset_signals();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	close_range(SUPERVISE_PIPE_FD + 1, ~0U, 0);
 	fcntl(SUPERVISE_PIPE_FD, F_SETFD, FD_CLOEXEC);
 	/* hold no sandbox as cwd: the supervisor is not a task process */
 	(void)chdir("/");
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = forward_term;
-	sigaction(SIGTERM, &sa, NULL);
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &ign, NULL);
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	prctl(PR_SET_NAME, SUPERVISE_PROGRAM);
 }
 
-/* one task from fork to exit status; the launch pipe is on SUPERVISE_PIPE_FD */
-static void supervise(int argc, char **argv) __attribute__((noreturn));
-static void supervise(int argc, char **argv)
+/*
+ * One task from fork to exit status. Every signal but those of the wait
+ * stays blocked: SIGTERM is passed on to the task's group and SIGCHLD
+ * reaps, both taken with sigwaitinfo, so no handler (and no global) is
+ * involved.
+ */
+static int supervise(void *arg)
 {
-	struct plan plan;
-	sigset_t all, old;
+	struct slot *s = arg;
+	const struct plan *plan = &s->plan;
+	sigset_t all, wait_set;
+	siginfo_t si;
 	char text[64];
-	pid_t pid;
-	int st;
+	pid_t pid, r;
+	int st = 0;
 
+	if (s->pipe_fd >= 0 && s->pipe_fd != SUPERVISE_PIPE_FD) {
+		dup2(s->pipe_fd, SUPERVISE_PIPE_FD);
+		close(s->pipe_fd);
+	}
 	report(SUPERVISE_REC_SUPERVISOR, 0, (int)getpid());
 	detach();
-	if (parse_args(&plan, argc, argv) != 0) {
-		report(SUPERVISE_REC_SETUP, SUPERVISE_STAGE_ARGS, EINVAL);
-		_exit(1);
-	}
 	/*
 	 * vfork: the task borrows the supervisor's memory until its exec, so
-	 * nothing is copied or faulted in again. No handler of the
-	 * supervisor's may run in it meanwhile: signals stay blocked until
+	 * nothing is copied or faulted in again. Signals stay blocked until
 	 * task_child() has reset them.
 	 */
 	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
+	sigprocmask(SIG_SETMASK, &all, NULL);
 	pid = vfork();
 	if (pid == 0)
-		task_child(&plan);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+		task_child(plan);
+	sigemptyset(&wait_set);
+	sigaddset(&wait_set, SIGTERM);
+	sigaddset(&wait_set, SIGCHLD);
+	sigprocmask(SIG_SETMASK, &wait_set, NULL);
 	if (pid < 0) {
 		report(SUPERVISE_REC_SETUP, SUPERVISE_STAGE_FORK, errno);
 		_exit(1);
 	}
-	supervised_pid = pid;
 	report(SUPERVISE_REC_PID, 0, pid);
 	close(SUPERVISE_PIPE_FD);
 	/* as subreaper, orphans of the task are ours: reap them on the way */
 	for (;;) {
-		pid_t r = waitpid(-1, &st, 0);
+		int sig = sigwaitinfo(&wait_set, &si);
+		if (sig == SIGTERM) {
+			killpg(pid, SIGTERM);
+			continue;
+		}
+		while ((r = waitpid(-1, &st, WNOHANG)) > 0 && r != pid)
+			;
 		if (r == pid)
 			break;
-		if (r < 0 && errno != EINTR)
-			_exit(1);
 	}
 	reap_group(pid);
 	if (WIFEXITED(st))
 		snprintf(text, sizeof text, "exited %d\n", WEXITSTATUS(st));
 	else
 		snprintf(text, sizeof text, "signaled %d\n", WTERMSIG(st));
-	write_status(&plan, text);
+	write_status(plan, text);
 	_exit(0);
 }
 
@@ -339,22 +508,62 @@ static pid_t fork_for_agent(void)
 	return pid;
 }
 
-/* the strings of a request: argv for supervise(), pointing into buf */
-static char **request_argv(char *buf, size_t len, int *argc)
-{
-	size_t i, n = 0, k = 0;
-	char **argv;
+/* the slots of supervisors sharing the launcher's memory, newest first */
+static struct slot *slots;
+static int share_memory = SHARE_MEMORY;
 
-	if (len == 0 || buf[len - 1] != '\0')
-		return NULL;
-	for (i = 0; i < len; i++)
-		n += buf[i] == '\0';
-	if ((argv = calloc(n + 1, sizeof *argv)) == NULL)
-		return NULL;
-	for (i = 0; i < len; i += strlen(buf + i) + 1)
-		argv[k++] = buf + i;
-	*argc = (int)n;
-	return argv;
+/* unmap the slots whose supervisors have left; true when some are still in use */
+static int sweep(void)
+{
+	struct slot **sp = &slots, *s;
+
+	while ((s = *sp) != NULL) {
+		if (__atomic_load_n(&s->tid, __ATOMIC_ACQUIRE) == 0) {
+			*sp = s->next;
+			slot_free(s);
+		} else {
+			sp = &s->next;
+		}
+	}
+	return slots != NULL;
+}
+
+static void start_blocked(struct slot *s);
+
+/* a supervisor for the slot's plan, a child of the agent; the slot is its now */
+static void start(struct slot *s)
+{
+	sigset_t all, old;
+
+	/* the supervisor starts with every signal blocked (supervise() keeps them so) */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	start_blocked(s);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void start_blocked(struct slot *s)
+{
+	pid_t pid;
+
+	if (share_memory) {
+		s->tid = 1;
+		pid = clone(supervise, s, CLONE_VM | CLONE_PARENT | CLONE_CHILD_CLEARTID | SIGCHLD,
+		    s, NULL, NULL, &s->tid);
+		if (pid > 0) {
+			s->next = slots;
+			slots = s;
+			return;
+		}
+		if (errno != EINVAL) {
+			slot_free(s);
+			return;
+		}
+		share_memory = 0;       /* qemu-user: the plain fork from now on */
+	}
+	if (fork_for_agent() == 0)
+		supervise(s);
+	slot_free(s);
 }
 
 /* one request: its bytes into buf, its launch pipe into *fd; the length, 0 at EOF */
@@ -393,34 +602,71 @@ static void launch_loop(void) __attribute__((noreturn));
 static void launch_loop(void)
 {
 	char *buf = malloc(SUPERVISE_REQUEST_MAX);
-	char **argv;
+	struct pollfd pfd = { SUPERVISE_LAUNCH_FD, POLLIN, 0 };
+	struct slot *s;
+	int fd, made = 0, pending = 0;
 	ssize_t n;
-	int fd, argc;
 
 	close_range(SUPERVISE_FILTER_FD + 1, ~0U, 0);
-	if (fcntl(SUPERVISE_FILTER_FD, F_GETFD) >= 0 && read_filter() != 0)
-		filter.len = 0;
+	/* the filter goes on the launcher, once: every supervisor and task inherits it */
+	if (fcntl(SUPERVISE_FILTER_FD, F_GETFD) >= 0 && read_filter() == 0) {
+		filter_errno = load_filter(geteuid() != 0);
+		filter_inherited = 1;
+	}
 	close(SUPERVISE_FILTER_FD);
+	bt_child_reset_signals();
 	(void)chdir("/");
-	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_NAME, "butte-launcher");
-	while (buf != NULL && (n = read_request(buf, &fd)) != 0) {
+	prctl(PR_SET_DUMPABLE, 0);
+	while (buf != NULL) {
+		/* idle: once a second, unmap what ended supervisors left */
+		if (pending && poll(&pfd, 1, 1000) == 0) {
+			pending = sweep();
+			continue;
+		}
+		if ((n = read_request(buf, &fd)) == 0)
+			break;
 		if (n < 0 && fd < 0)
 			_exit(1);
 		/* a request the launcher cannot use: the pipe closes unused, the task fails */
-		if (n > 0 && fd >= 0 && (argv = request_argv(buf, (size_t)n, &argc)) != NULL) {
-			if (fork_for_agent() == 0) {
-				dup2(fd, SUPERVISE_PIPE_FD);
-				close(fd);
-				prctl(PR_SET_NAME, SUPERVISE_PROGRAM);
-				supervise(argc, argv);
-			}
-			free(argv);
+		if (n > 0 && fd >= 0 && (s = slot_new(buf, (size_t)n)) != NULL) {
+			s->pipe_fd = fd;
+			start(s);
+			if (++made % SWEEP_EVERY == 0)
+				sweep();
+			pending = slots != NULL;
 		}
 		if (fd >= 0)
 			close(fd);
 	}
 	_exit(0);
+}
+
+/* a supervisor started on its own: argv is the request */
+static void supervise_argv(int argc, char **argv) __attribute__((noreturn));
+static void supervise_argv(int argc, char **argv)
+{
+	size_t len = 0, off = 0;
+	struct slot *s;
+	char *req;
+	int i;
+
+	bt_child_reset_signals();
+	for (i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	req = malloc(len > 0 ? len : 1);
+	for (i = 0; req != NULL && i < argc; i++) {
+		memcpy(req + off, argv[i], strlen(argv[i]) + 1);
+		off += strlen(argv[i]) + 1;
+	}
+	if (req == NULL || (s = slot_new(req, len)) == NULL) {
+		report(SUPERVISE_REC_SUPERVISOR, 0, (int)getpid());
+		report(SUPERVISE_REC_SETUP, SUPERVISE_STAGE_ARGS, EINVAL);
+		_exit(1);
+	}
+	free(req);
+	supervise(s);
+	_exit(1);
 }
 
 static const char usage[] =
@@ -438,5 +684,5 @@ int main(int argc, char **argv)
 		launch_loop();
 	if (argc > 3 && strchr(argv[3], 'f') != NULL && read_filter() != 0)
 		filter.len = 0;
-	supervise(argc, argv);
+	supervise_argv(argc, argv);
 }

@@ -4,13 +4,15 @@
  * butte-supervise runs in one of two roles. As the launcher (argv[1]
  * "--launcher"), one per agent, started by the agent with posix_spawn,
  * it reads requests from a SOCK_SEQPACKET socket on SUPERVISE_LAUNCH_FD
- * and forks a supervisor for each: a request is one message holding a
+ * and starts a supervisor for each: a request is one message holding a
  * supervisor's argv (below) as NUL-terminated strings back to back, at
  * most SUPERVISE_REQUEST_MAX bytes, with the write end of the task's
  * launch pipe passed as SCM_RIGHTS. Each supervisor is made a child of
- * the agent (clone with CLONE_PARENT; where that is refused, as under
- * qemu-user, a grandchild the agent adopts as its subreaper), so the
- * agent reaps supervisors as its own. The launcher exits at EOF. As a
+ * the agent (clone with CLONE_PARENT, sharing the launcher's memory;
+ * where that is refused, as under qemu-user, a grandchild the agent
+ * adopts as its subreaper), so the agent reaps supervisors as its own.
+ * The launcher loads the filter on itself, once, for all of its
+ * supervisors and their tasks. The launcher exits at EOF. As a
  * supervisor started on its own (when the launcher cannot be used) it
  * gets that argv directly, with the launch pipe on SUPERVISE_PIPE_FD.
  * Either way it runs with stdin, stdout and stderr on /dev/null, in the

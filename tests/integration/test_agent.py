@@ -565,6 +565,86 @@ def test_task_runs_with_seccomp_and_no_core_dumps(sched_cluster):
 
 
 
+def _stat(pid):
+    """(comm, ppid) of a process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    return comm, int(text[text.rindex(")") + 2:].split()[1])
+
+
+def _children(ppid, comm):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if _stat(int(entry)) == (comm, ppid):
+                    found.append(int(entry))
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+def _mappings(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return len(f.readlines())
+
+
+def test_a_faulting_supervisor_takes_only_its_own_task(sched_cluster):
+    """The supervisors share the launcher's memory: one that crashes must not take the
+    others (or the launcher) with it, and its task is reported lost."""
+    cluster, agent, s = sched_cluster
+    names = ["t-fault-a", "t-fault-b", "t-fault-c"]
+    for name in names:
+        run_to_running(s, name, "sleep 60")
+    sups = {}
+    for name in names:
+        pids = wait_for(lambda n=name: task_pids(sandbox_of(agent, n)), what="task processes")
+        sups[name] = _stat(pids[0])[1]
+        assert _stat(sups[name]) == ("butte-supervise", agent.pid)
+    os.kill(sups["t-fault-a"], signal.SIGSEGV)
+    failed = s.wait_update("t-fault-a", "TASK_FAILED", ack=True)
+    assert "supervisor ended without an exit status" in failed["message"], failed
+    for name in ("t-fault-b", "t-fault-c"):
+        assert _stat(sups[name])[0] == "butte-supervise"
+        _, t = find_task(agent_state(agent), name)
+        assert t["state"] == "TASK_RUNNING"
+    # the launcher is still there for the next task
+    run_to_running(s, "t-fault-d", "sleep 60")
+    for name in ("t-fault-b", "t-fault-c", "t-fault-d"):
+        s.kill(name, agent_id_of(agent))
+        s.wait_update(name, "TASK_KILLED", ack=True)
+
+
+def test_launcher_unmaps_what_ended_supervisors_used(sched_cluster):
+    """Each supervisor's stack and arguments live in a mapping of the launcher's;
+    it is unmapped once the supervisor is gone."""
+    cluster, agent, s = sched_cluster
+    run_to_running(s, "t-map-0", "sleep 60")
+    launcher = wait_for(lambda: _children(agent.pid, "butte-launcher"), what="the launcher")[0]
+    before = _mappings(launcher)
+    for i in range(1, 9):
+        s.launch(f"t-map-{i}", "sleep 60")
+    for i in range(1, 9):
+        s.wait_update(f"t-map-{i}", "TASK_RUNNING", ack=True)
+    sup = _stat(wait_for(lambda: task_pids(sandbox_of(agent, "t-map-1")), what="a task")[0])[1]
+    with open(f"/proc/{sup}/maps") as a, open(f"/proc/{launcher}/maps") as b:
+        shared = a.read() == b.read()
+    # the AddressSanitizer build forks its supervisors (they hold no mapping of the launcher's)
+    with open(os.path.join(BUILD, "butte-supervise"), "rb") as f:
+        assert shared == (b"__asan_init" not in f.read())
+    if shared:
+        assert _mappings(launcher) >= before + 8, "a supervisor without a mapping of its own"
+    for i in range(1, 9):
+        s.kill(f"t-map-{i}", agent_id_of(agent))
+    for i in range(1, 9):
+        s.wait_update(f"t-map-{i}", "TASK_KILLED", ack=True)
+    wait_for(lambda: _mappings(launcher) <= before, timeout=10,
+             what="the launcher to unmap the ended supervisors' slots")
+    s.kill("t-map-0", agent_id_of(agent))
+    s.wait_update("t-map-0", "TASK_KILLED", ack=True)
+
+
 def test_silent_master_is_detected_by_missed_heartbeats(cluster):
     cluster.start_master("--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=50")
     agent = cluster.start_agent(*FAST)

@@ -815,6 +815,38 @@ static void test_many(void **state)
 	free(r);
 }
 
+/* more connections at once than one batch of accepts: every one is served */
+static void test_many_connections_at_once(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 300 };
+	static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	int fds[N], answered[N] = { 0 }, i, all = 0, guard;
+	char buf[512];
+
+	/* all connected (the kernel's backlog) and asking before the server accepts one */
+	for (i = 0; i < N; i++) {
+		fds[i] = raw_connect(f->port);
+		assert_int_equal(write(fds[i], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+	}
+	for (guard = 0; !all && guard < 1000; guard++) {
+		run_for(f, 0.01);
+		all = 1;
+		for (i = 0; i < N; i++) {
+			ssize_t n;
+			if (!answered[i] && (n = recv(fds[i], buf, sizeof buf - 1, MSG_DONTWAIT)) > 0) {
+				buf[n] = '\0';
+				assert_non_null(strstr(buf, "HTTP/1.1 200"));
+				answered[i] = 1;
+			}
+			all &= answered[i];
+		}
+	}
+	assert_true(all);
+	for (i = 0; i < N; i++)
+		close(fds[i]);
+}
+
 /* a minimal HTTP server on a Unix socket (evhttp 2.1 cannot serve one) */
 static void unix_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -917,6 +949,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_connections_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_calls, setup, teardown),
 	};
