@@ -27,7 +27,10 @@
  * rules that come with shared memory: everything a supervisor needs is
  * prepared by the launcher in a mapping of the supervisor's own (struct
  * slot: its stack, its arguments, its paths); after clone it makes
- * system calls only -- no malloc, no stdio, no global written; the
+ * system calls only -- no malloc, no stdio, no global written (errno
+ * excepted: the C library keeps it in the launcher's thread storage, so
+ * an errno a supervisor reports may rarely be another's; it only words
+ * a failure's message, and no decision is taken on it); the
  * launcher's memory is never dumped (PR_SET_DUMPABLE 0), so one faulting
  * supervisor cannot take the others down with a core dump; and the slot
  * is unmapped once the kernel has cleared its tid word
@@ -264,20 +267,22 @@ bad:
 
 /*
  * execve of file, looked up in the task's PATH (not the launcher's) as
- * execvp does: a name with a slash as it is; EACCES if some candidate was
- * not executable and none ran, else the last error; a file without a
- * known format is run by /bin/sh.
+ * execvp does: a name with a slash as it is; a file found executable but
+ * of no format the kernel knows is run by /bin/sh. Returns the errno to
+ * report when nothing ran: EACCES when some candidate was there but not
+ * executable, else ENOENT. The search is steered by return values only,
+ * never by errno, which a supervisor shares with the launcher.
  */
-static void exec_search(const struct plan *p)
+static int exec_search(const struct plan *p)
 {
 	const char *path = DEFAULT_PATH, *dir, *next;
 	size_t flen = strlen(p->file), argc = 0, i;
 	char buf[PATH_MAX];
-	int eacces = 0, err = ENOENT;
+	int eacces = 0;
 
 	if (strchr(p->file, '/') != NULL) {
 		execve(p->file, p->argv, p->envp);
-		return;
+		return errno;
 	}
 	for (i = 0; p->envp[i] != NULL; i++) {
 		if (strncmp(p->envp[i], "PATH=", 5) == 0)
@@ -298,26 +303,22 @@ static void exec_search(const struct plan *p)
 			buf[dlen] = '/';
 			memcpy(buf + dlen + 1, p->file, flen + 1);
 			execve(buf, p->argv, p->envp);
-			err = errno;
-			if (err == ENOEXEC) {
+			if (access(buf, X_OK) == 0) {
 				char *sh_argv[argc + 2];
 				sh_argv[0] = "/bin/sh";
 				sh_argv[1] = buf;
 				for (i = 1; i <= argc; i++)
 					sh_argv[i + 1] = p->argv[i];
 				execve("/bin/sh", sh_argv, p->envp);
-				err = errno;
+				return errno;
 			}
-			if (err == EACCES)
+			if (access(buf, F_OK) == 0)
 				eacces = 1;
-			else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
-			    err != ETIMEDOUT)
-				break;
 		}
 		if (*next == '\0')
 			break;
 	}
-	errno = eacces && (err == ENOENT || err == ENOTDIR) ? EACCES : err;
+	return eacces ? EACCES : ENOENT;
 }
 
 static void task_child(const struct plan *p) __attribute__((noreturn));
@@ -359,11 +360,13 @@ static void task_child(const struct plan *p)
 	if (err != 0)
 		dprintf(2, "butte-supervise: unable to load the seccomp filter: %s\n",
 		    strerrordesc_np(err));
-	if (p->search_path)
-		exec_search(p);
-	else
+	if (p->search_path) {
+		err = exec_search(p);
+	} else {
 		execve(p->file, p->argv, p->envp);
-	report(SUPERVISE_REC_EXEC, 0, errno);
+		err = errno;
+	}
+	report(SUPERVISE_REC_EXEC, 0, err);
 	_exit(127);
 }
 

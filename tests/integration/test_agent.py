@@ -480,6 +480,27 @@ def test_argv_without_shell(sched_cluster):
     wait_stdout(agent, sandbox_of(agent, "t-argv"), "a b|$HOME")
 
 
+def test_path_search_uses_the_tasks_path(sched_cluster, tmp_path):
+    """A command without a slash is looked up in the task's PATH, as execvp does: a file
+    without a known format runs under /bin/sh; one that is not executable is refused."""
+    cluster, agent, s = sched_cluster
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "greet"
+    script.write_text('echo "hello from $0 $1"\n')
+    script.chmod(0o755)
+    (bin_dir / "locked").write_text("echo never\n")
+    s.launch("t-path", "greet", shell=False, arguments=["greet", "there"],
+             env={"PATH": f"/nonexistent:{bin_dir}"})
+    s.wait_update("t-path", "TASK_FINISHED", ack=True)
+    wait_stdout(agent, sandbox_of(agent, "t-path"), f"hello from {script} there")
+    s.launch("t-locked", "locked", shell=False, env={"PATH": str(bin_dir)})
+    failed = s.wait_update("t-locked", "TASK_FAILED", ack=True)
+    assert failed["message"] == "failed to execute 'locked': Permission denied"
+    s.launch("t-nowhere", "nowhere", shell=False, env={"PATH": str(bin_dir)})
+    failed = s.wait_update("t-nowhere", "TASK_FAILED", ack=True)
+    assert failed["message"] == "failed to execute 'nowhere': No such file or directory"
+
 def test_kill_escalates_to_sigkill(sched_cluster):
     cluster, agent, s = sched_cluster
     run_to_running(s, "t-stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done",
