@@ -108,6 +108,13 @@ def relay_api(cluster, method, path, body=None, **kw):
     return http(method, cluster.relay_url + path, json=body, headers=JSON_HEADERS, **kw)
 
 
+def settled(cluster, timeout=30):
+    """Wait until no deployment runs: a change to a deploying app is 409 (as in Marathon),
+    and a deployment ends a moment after its last task is RUNNING."""
+    wait_for(lambda: relay_api(cluster, "GET", "/v2/deployments").json() == [],
+             timeout=timeout, what="every deployment to finish")
+
+
 def start_relay_cluster(cluster, agent=None, master_flags=("--allocation_interval=100ms",)):
     """A master, an agent with resources `agent` (none when None) and relay."""
     cluster.start_master(*master_flags)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import http, task_pids, wait_for
+from harness import http, settled, task_pids, wait_for
 
 MASTER_FLAGS = ("--agent_ping_timeout=1secs", "--max_agent_ping_timeouts=3",
                 "--allocation_interval=100ms")
@@ -162,9 +162,11 @@ def test_scale_up_and_down(full):
     c = full
     post_app(c, app_def("/elastic", 3))
     wait_running(c, "/elastic", 3)
+    settled(c)
     put_instances(c, "/elastic", 5)
     wait_running(c, "/elastic", 5)
     assert get_app(c, "/elastic")["instances"] == 5
+    settled(c)
     put_instances(c, "/elastic", 1)
     wait_running(c, "/elastic", 1)
     assert get_app(c, "/elastic")["instances"] == 1

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness import http, wait_for
+from harness import http, settled, wait_for
 
 MASTER_FLAGS = ("--allocation_interval=100ms",)
 AGENT = "cpus:4;mem:2048;disk:1024;ports(*):[31000-31099]"
@@ -265,6 +265,7 @@ def test_create_scale_kill_and_delete_arrive_in_order(cluster):
     assert changed["instanceId"] and first_task.startswith(changed["instanceId"])
 
     # scale to 2
+    settled(cluster)
     mark = len(s.types())
     r = api(cluster, "PUT", "/v2/apps/ev", {"instances": 2})
     assert r.status_code == 200, r.text

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 
-from harness import http, wait_for
+from harness import http, settled, wait_for
 from test_relay import api, app_processes, settled, sleeper, start, wait_running
 
 
@@ -83,6 +83,7 @@ def test_listings_are_the_single_answers_through_changes(cluster):
     assert_listings_match(cluster)
 
     # scale, a config change (new definition text) and a kill without scale
+    settled(cluster)
     r = api(cluster, "PUT", "/v2/apps/shop/web", {"instances": 3})
     assert r.status_code == 200, r.text
     wait_running(cluster, "/shop/web", 3)

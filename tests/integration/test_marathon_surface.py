@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from harness import http, ok, relay_api, start_relay_cluster, task_env, wait_for
+from harness import (http, ok, relay_api, settled, start_relay_cluster, task_env,
+                     wait_for)
 
 AGENT = "cpus:8;mem:4096;disk:1024;ports(*):[33300-33399]"
 
@@ -34,11 +35,6 @@ def running(cluster, app_id, n, timeout=30):
         tasks = [t for t in app["tasks"] if t["state"] == "TASK_RUNNING"]
         return tasks if len(tasks) == n == len(app["tasks"]) else None
     return wait_for(ready, timeout=timeout, what=f"{app_id} to run {n} tasks")
-
-
-def settled(cluster, timeout=30):
-    wait_for(lambda: ok(api(cluster, "GET", "/v2/deployments")) == [], timeout=timeout,
-             what="every deployment to finish")
 
 
 def process_env(cluster, task_id):
@@ -172,11 +168,15 @@ def scale_down_keeps(cluster, selection):
     ok(api(cluster, "POST", "/v2/apps", {"id": app_id, "cmd": "sleep 600", "cpus": 0.1,
                                          "mem": 16, "instances": 1, "portDefinitions": [],
                                          "killSelection": selection}), 201)
+    # a deploying app is locked (409, as in Marathon): each change waits for the last to end
     first = running(cluster, app_id, 1)[0]["id"]
+    settled(cluster)
     ok(api(cluster, "PUT", "/v2/apps" + app_id, {"instances": 2}))
     second = [t["id"] for t in running(cluster, app_id, 2) if t["id"] != first][0]
+    settled(cluster)
     ok(api(cluster, "PUT", "/v2/apps" + app_id, {"instances": 3}))
     third = [t["id"] for t in running(cluster, app_id, 3) if t["id"] not in (first, second)][0]
+    settled(cluster)
     ok(api(cluster, "PUT", "/v2/apps" + app_id, {"instances": 1}))
     left = running(cluster, app_id, 1)[0]["id"]
     return left, first, third

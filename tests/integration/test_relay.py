@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import time
 
-from harness import http, task_pids, wait_for
+from harness import http, settled, task_pids, wait_for
 
 MASTER_FLAGS = ("--agent_ping_timeout=1secs", "--max_agent_ping_timeouts=3",
                 "--allocation_interval=100ms")
@@ -95,12 +95,6 @@ def running(cluster, app_id, n):
 def wait_running(cluster, app_id, n, timeout=30):
     return wait_for(lambda: running(cluster, app_id, n), timeout=timeout,
                     what=f"{app_id} to have {n} running tasks")
-
-
-def settled(cluster, timeout=30):
-    """Wait until no deployment runs: a change to a deploying app is 409 (as Marathon)."""
-    wait_for(lambda: api(cluster, "GET", "/v2/deployments").json() == [], timeout=timeout,
-             what="every deployment to finish")
 
 
 def agent_ids(cluster):
@@ -324,6 +318,7 @@ def test_scale_up_down_and_delete_leaves_no_process(cluster):
     start(cluster)
     assert api(cluster, "POST", "/v2/apps", sleeper("/scaled", instances=2)).status_code == 201
     wait_running(cluster, "/scaled", 2)
+    settled(cluster)
 
     r = api(cluster, "PUT", "/v2/apps/scaled", {"instances": 5})
     assert r.status_code == 200
@@ -353,6 +348,7 @@ def test_config_change_replaces_tasks(cluster):
     api(cluster, "POST", "/v2/apps", sleeper("/cfg", instances=2))
     app = wait_running(cluster, "/cfg", 2)
     old_ids = {t["id"] for t in app["tasks"]}
+    settled(cluster)
     r = api(cluster, "PUT", "/v2/apps/cfg", {"cmd": "sleep 601"})
     assert r.status_code == 200
 
