@@ -230,6 +230,8 @@ static struct slot *slot_new(const char *req, size_t len)
 	s->end = base + size;
 	argv = slot_take(s, (nstr + 1) * sizeof *argv);
 	copy = slot_take(s, len);
+	if (argv == NULL || copy == NULL)
+		goto bad;
 	memcpy(copy, req, len);
 	for (i = 0; i < len; i += strlen(copy + i) + 1)
 		argv[k++] = copy + i;
@@ -248,7 +250,8 @@ static struct slot *slot_new(const char *req, size_t len)
 	p->search_path = strchr(opts, 'p') != NULL;
 	p->no_new_privs = strchr(opts, 'n') != NULL;
 	p->with_filter = strchr(opts, 'f') != NULL;
-	p->argv = slot_take(s, ((size_t)n + 1) * sizeof *p->argv);
+	if ((p->argv = slot_take(s, ((size_t)n + 1) * sizeof *p->argv)) == NULL)
+		goto bad;
 	for (i = 0; i < (size_t)n; i++)
 		p->argv[i] = argv[SUPERVISE_ARGV_FIXED + i];
 	p->argv[n] = NULL;
@@ -256,6 +259,8 @@ static struct slot *slot_new(const char *req, size_t len)
 	p->stdout_path = slot_path(s, argv[1], "stdout");
 	p->stderr_path = slot_path(s, argv[1], "stderr");
 	p->status_path = slot_path(s, argv[2], "exit_status");
+	if (p->stdout_path == NULL || p->stderr_path == NULL || p->status_path == NULL)
+		goto bad;
 	if (p->with_filter && filter.len == 0 && !filter_inherited)
 		goto bad;
 	return s;
