@@ -536,24 +536,17 @@ static int sweep(void)
 	return slots != NULL;
 }
 
-static void start_blocked(struct slot *s);
-
-/* a supervisor for the slot's plan, a child of the agent; the slot is its now */
+/*
+ * A supervisor for the slot's plan, a child of the agent; the slot is its
+ * now. It starts with every signal blocked (supervise() keeps them so).
+ */
 static void start(struct slot *s)
 {
 	sigset_t all, old;
-
-	/* the supervisor starts with every signal blocked (supervise() keeps them so) */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	start_blocked(s);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-static void start_blocked(struct slot *s)
-{
 	pid_t pid;
 
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	if (share_memory) {
 		s->tid = 1;
 		pid = clone(supervise, s, CLONE_VM | CLONE_PARENT | CLONE_CHILD_CLEARTID | SIGCHLD,
@@ -561,17 +554,16 @@ static void start_blocked(struct slot *s)
 		if (pid > 0) {
 			s->next = slots;
 			slots = s;
-			return;
+			goto out;
 		}
-		if (errno != EINVAL) {
-			slot_free(s);
-			return;
-		}
-		share_memory = 0;       /* qemu-user: the plain fork from now on */
+		if (errno == EINVAL)
+			share_memory = 0;       /* qemu-user: the plain fork from now on */
 	}
-	if (fork_for_agent() == 0)
+	if (!share_memory && fork_for_agent() == 0)
 		supervise(s);
 	slot_free(s);
+out:
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* one request: its bytes into buf, its launch pipe into *fd; the length, 0 at EOF */

@@ -52,7 +52,6 @@
 #define IDLE_TIMEOUT            120             /* seconds for a keep-alive connection */
 #define STREAM_READ_LIMIT       65536           /* bytes a stream's peer may send us */
 #define LISTEN_BACKLOG          4096            /* the kernel caps it at net.core.somaxconn */
-#define ACCEPT_BATCH            64              /* connections taken before the loop turns */
 
 struct route {
 	char *path;
@@ -71,8 +70,6 @@ struct bt_http_server {
 	bt_http_handler_cb fallback;
 	void *fallback_arg;
 	struct event *accept_pause;     /* re-enables accepting after running out of descriptors */
-	struct event *accept_turn;      /* ... after a batch of ACCEPT_BATCH connections */
-	unsigned accepted;              /* connections since accepting was last re-enabled */
 	double emfile_logged;           /* monotonic time of the last such warning */
 	struct bt_http_server *next;    /* in `servers` */
 };
@@ -282,7 +279,6 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bt_http_server *s = arg;
 
-	s->accepted = 0;
 	evconnlistener_enable(evhttp_bound_socket_get_listener(s->bound));
 }
 
@@ -316,26 +312,13 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
  * A connection's bufferevent, as evhttp would make it, but writing up to
  * 1 MiB per writev() instead of 16 KiB: a listing of several megabytes
  * then leaves in a few turns of the loop, not hundreds.
- *
- * evhttp makes one per accepted connection, so this is also where
- * accepting pauses after ACCEPT_BATCH connections until the loop has
- * turned (the listener stops its accept loop once disabled): the requests
- * already read are answered before more connections come in. Ten
- * thousand agents subscribing at once then wait in the kernel's backlog
- * rather than each holding a connection, a request and its buffers in
- * the heap at the same time, between the agents' long-lived objects.
  */
 static struct bufferevent *connection_bev_cb(struct event_base *base, void *arg)
 {
-	struct bt_http_server *s = arg;
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
 	if (bev != NULL)
 		bufferevent_set_max_single_write(bev, 1u << 20);
-	if (++s->accepted == ACCEPT_BATCH) {
-		evconnlistener_disable(evhttp_bound_socket_get_listener(s->bound));
-		event_active(s->accept_turn, EV_TIMEOUT, 0);
-	}
 	return bev;
 }
 
@@ -378,9 +361,8 @@ struct bt_http_server *bt_http_server_new(struct event_base *base, const char *i
 	 * 3, 7 s to try again. As long a queue as the kernel allows instead.
 	 */
 	(void)listen(lfd, LISTEN_BACKLOG);
-	evhttp_set_bevcb(s->http, connection_bev_cb, s);
+	evhttp_set_bevcb(s->http, connection_bev_cb, NULL);
 	s->accept_pause = evtimer_new(base, accept_resume_cb, s);
-	s->accept_turn = evtimer_new(base, accept_resume_cb, s);
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), accept_error_cb);
 	s->next = servers;
 	servers = s;
@@ -403,8 +385,6 @@ void bt_http_server_free(struct bt_http_server *s)
 		evhttp_free(s->http);
 	if (s->accept_pause != NULL)
 		event_free(s->accept_pause);
-	if (s->accept_turn != NULL)
-		event_free(s->accept_turn);
 	for (pp = &servers; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;

@@ -815,7 +815,7 @@ static void test_many(void **state)
 	free(r);
 }
 
-/* more connections at once than one batch of accepts: every one is served */
+/* 300 connections queued in the backlog before the server accepts one: every one is served */
 static void test_many_connections_at_once(void **state)
 {
 	struct fx *f = *state;
