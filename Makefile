@@ -37,6 +37,10 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
+# Every program linked with libbutte frees through __wrap_free (common/keep.c),
+# which tells the blocks of the long-lived objects' arena apart.
+KEEP_LDFLAGS := -Wl,--wrap=free
+
 # the sanitizers' run-times are shared libraries: then butte-supervise is only bound at start
 SUPERVISE_LDFLAGS := -Wl,-z,now -Wl,-z,relro $(if $(SAN)$(FUZZER),,-static)
 
@@ -83,9 +87,9 @@ $(LIB): $(call obj,$(COMMON_SRC)) $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%
 	ar rcs $@ $^
 
 $(BUILD)/butte-master: $(call obj,$(MASTER_SRC)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/butte-agent: $(call obj,$(AGENT_SRC)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $^ $(LDLIBS)
 # The agent's per-task supervisor needs nothing but the C library. The
 # launcher forks one per task, so it is linked static and bound at start:
 # a fork then copies a few mappings and no child resolves a symbol (each
@@ -93,25 +97,25 @@ $(BUILD)/butte-agent: $(call obj,$(AGENT_SRC)) $(LIB)
 $(BUILD)/butte-supervise: $(call obj,agent/supervise.c common/child.c)
 	$(CC) $(LDFLAGS) $(SUPERVISE_LDFLAGS) -o $@ $^
 $(BUILD)/butte-relay: $(call obj,$(RELAY_SRC)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/butte: $(call obj,$(CLI_SRC)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka program per module; a test may #include the .c it tests.
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 # Fuzz targets: built by every make with a standalone driver that replays files;
 # FUZZER=libfuzzer builds them for real fuzzing with clang.
 ifeq ($(FUZZER),libfuzzer)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(KEEP_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
 else
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/obj/tests/fuzz/driver.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/tests/fuzz/driver.o $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $< $(BUILD)/obj/tests/fuzz/driver.o $(LIB) $(LDLIBS)
 endif
 
 fuzz: $(FUZZERS)
@@ -120,7 +124,7 @@ fuzz: $(FUZZERS)
 # and the real daemons. Like unit tests they may #include the .c they measure.
 $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(KEEP_LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # --- dependencies: Debian packages, installed only when missing ---
 DEB_PKGS := build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libevent-dev \

@@ -2,9 +2,12 @@
  * xmalloc.c -- allocation that never returns NULL.
  *
  * A failed allocation prints one line and aborts: a daemon that cannot
- * allocate a few bytes has nothing sensible left to do.
+ * allocate a few bytes has nothing sensible left to do. Between
+ * bt_keep_begin() and bt_keep_end() small blocks come from the arena of
+ * keep.c, and a block of the arena stays there when it is resized.
  */
 #include "xmalloc.h"
+#include "keep.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -19,15 +22,19 @@ static void __attribute__((noreturn)) out_of_memory(size_t size)
 
 void *xmalloc(size_t size)
 {
-	void *p = malloc(size ? size : 1);
-	if (p == NULL)
+	void *p = bt_keeping() ? bt_keep_alloc(size) : NULL;
+	if (p == NULL && (p = malloc(size ? size : 1)) == NULL)
 		out_of_memory(size);
 	return p;
 }
 
 void *xcalloc(size_t nmemb, size_t size)
 {
-	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+	void *p;
+	if (bt_keeping() && (size == 0 || nmemb <= BT_KEEP_MAX / size) &&
+	    (p = bt_keep_alloc(nmemb * size)) != NULL)
+		return memset(p, 0, nmemb * size);
+	p = calloc(nmemb ? nmemb : 1, size ? size : 1);
 	if (p == NULL)
 		out_of_memory(nmemb * size);
 	return p;
@@ -35,7 +42,10 @@ void *xcalloc(size_t nmemb, size_t size)
 
 void *xrealloc(void *ptr, size_t size)
 {
-	void *p = realloc(ptr, size ? size : 1);
+	void *p;
+	if (ptr == NULL)
+		return xmalloc(size);
+	p = bt_keep_owns(ptr) ? bt_keep_realloc(ptr, size) : realloc(ptr, size ? size : 1);
 	if (p == NULL)
 		out_of_memory(size);
 	return p;

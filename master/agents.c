@@ -22,6 +22,7 @@
 
 #include "http_server.h"
 #include "ids.h"
+#include "keep.h"
 #include "log.h"
 #include "pbjson.h"
 #include "util.h"
@@ -167,10 +168,15 @@ static void ping_unschedule(struct master_agent *a)
 
 struct master_agent *master_agent_recovered(struct master *m, const Mesos__V1__AgentInfo *info)
 {
-	struct master_agent *a = agent_new(m, info->id->value);
+	struct master_agent *a;
 	char *cause = NULL;
+	int rc;
 
-	if (agent_set_info(a, info, &cause) != 0) {
+	bt_keep_begin();
+	a = agent_new(m, info->id->value);
+	rc = agent_set_info(a, info, &cause);
+	bt_keep_end();
+	if (rc != 0) {
 		log_warn("registry: agent '%s': %s", a->id, cause);
 		free(cause);
 	}
@@ -493,8 +499,10 @@ static struct master_agent *agent_admit(struct master *m, struct evhttp_request 
 {
 	struct master_agent *a;
 	char *cause = NULL, *id;
+	int rc;
 
 	*fresh = false;
+	bt_keep_begin();        /* an agent's record lives as long as the master (keep.h) */
 	if (info->id != NULL && info->id->value != NULL && info->id->value[0] != '\0') {
 		a = master_agent_find(m, info->id->value);
 		if (a == NULL)
@@ -505,7 +513,9 @@ static struct master_agent *agent_admit(struct master *m, struct evhttp_request 
 		free(id);
 		*fresh = true;
 	}
-	if (agent_set_info(a, info, &cause) != 0) {
+	rc = agent_set_info(a, info, &cause);
+	bt_keep_end();
+	if (rc != 0) {
 		bt_http_error(req, 400, "%s", cause);
 		free(cause);
 		if (*fresh)
@@ -530,7 +540,9 @@ static void agent_reset_allocation(struct master_agent *a)
 	master_offers_rescind_agent(a);
 	uncharge_tasks(a);
 	allocator_remove_agent(al, a->alloc);
+	bt_keep_begin();        /* the allocator's copy of the agent's resources */
 	a->alloc = allocator_add_agent(al, a->id, &total, a);
+	bt_keep_end();
 	bt_resources_release(&total);
 }
 
@@ -567,7 +579,9 @@ static void agent_subscribe(struct master *m, struct evhttp_request *req, Butte_
 	a->stream = NULL;
 	a->version = intern(m, sub->version != NULL ? sub->version : MASTER_VERSION);
 	free(a->ip);
+	bt_keep_begin();
 	a->ip = xstrdup(agent_address(sub->agent_info, req));
+	bt_keep_end();
 	agent_reset_allocation(a);
 	if (a->registered_time == 0)
 		a->registered_time = bt_now();

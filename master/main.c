@@ -24,6 +24,7 @@
 #include "flags.h"
 #include "http_server.h"
 #include "ids.h"
+#include "keep.h"
 #include "log.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -298,6 +299,8 @@ int main(int argc, char **argv)
 	char *cause = NULL;
 	int rc = 1;
 
+	/* agents' long-lived objects, libevent's among them, go to an arena of their own */
+	bt_keep_libevent();
 	if (bt_flags_parse(master_flag_table, argc, argv,
 	    "usage: butte-master [--flag=value ...]\n"
 	    "The butte master: shares the resources of agents among frameworks.", NULL,

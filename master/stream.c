@@ -48,6 +48,7 @@
 #include <event2/http_struct.h>
 
 #include "http_server.h"
+#include "keep.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -278,6 +279,7 @@ static void take_cb(evutil_socket_t unused, short what, void *arg)
 		return;
 	}
 	st->req = NULL;
+	bt_keep_descriptors(event_get_base(&st->ev), st->fd);
 	evutil_make_socket_nonblocking(st->fd);
 	event_assign(&st->ev, event_get_base(&st->ev), st->fd, EV_READ | EV_PERSIST,
 	    stream_event_cb, st);
@@ -293,8 +295,12 @@ struct master_stream *master_stream_take(struct event_base *base, struct evhttp_
     master_stream_closed_cb closed_cb, void *arg)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct master_stream *st = xcalloc(1, sizeof *st);
+	struct master_stream *st;
 	struct timeval now = { 0, 0 };
+
+	bt_keep_begin();        /* a stream lasts as long as its agent's or framework's subscription */
+	st = xcalloc(1, sizeof *st);
+	bt_keep_end();
 
 	st->fd = -1;
 	st->max_buffered = max_buffered;
@@ -309,6 +315,7 @@ struct master_stream *master_stream_take(struct event_base *base, struct evhttp_
 		evhttp_send_reply_end(req);
 		return st;
 	}
+	bt_keep_descriptors(base, bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)));
 	st->req = req;
 	st->out = evbuffer_new();
 	st->head = response_head(req, content_type, stream_id, st->chunked);
