@@ -72,8 +72,10 @@ struct agent_task {
 	char *container_id;             /* the run's uuid; names the run dirs */
 	char *framework_id;
 	char *task_id;
-	Mesos__V1__TaskInfo *info;      /* unpacked; owned */
-	Mesos__V1__FrameworkInfo *framework;    /* unpacked; owned */
+	Mesos__V1__TaskInfo *info;      /* unpacked; owned (see agent_task_info()) */
+	Mesos__V1__FrameworkInfo *framework;    /* unpacked; owned (see agent_task_framework()) */
+	void *packed_info, *packed_framework;   /* simulated: the two as protobuf, till needed */
+	size_t packed_info_len, packed_framework_len;
 	char *sandbox;                  /* .../executors/<task>/runs/<cid> */
 	char *run_dir;                  /* <work_dir>/meta/runs/<cid>: checkpoint, exit status */
 
@@ -138,6 +140,7 @@ struct agent {
 	char *launcher_dir;             /* where butte-supervise is; default: the agent's dir */
 	int simulate;                   /* --simulate=N: N simulated agents (simulate.c) */
 	bool simulated;                 /* a simulated agent: no processes, no checkpoints */
+	bool simulate_starting;         /* --simulate_starting: TASK_STARTING before TASK_RUNNING */
 
 	/* derived */
 	char *master_url;               /* http://host:port */
@@ -215,9 +218,17 @@ void agent_containerizer_release(struct agent *a);
 void agent_launch(struct agent *a, Butte__AgentEvent__Launch *launch);
 /* t's URIs are in its sandbox (fetch.c): start it as a process or a container */
 void agent_launch_fetched(struct agent_task *t);
-/* a task in TASK_STAGING with its ids, copies of info and fw, and the names of its dirs */
+/*
+ * A task in TASK_STAGING with its ids, copies of info and fw, and the names
+ * of its dirs. A simulated agent's task keeps the copies packed (one block
+ * each instead of a hundred) until agent_task_info() or
+ * agent_task_framework() unpacks them: it never reads them unless it
+ * subscribes again.
+ */
 struct agent_task *agent_task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
     const Mesos__V1__TaskInfo *info);
+Mesos__V1__TaskInfo *agent_task_info(struct agent_task *t);
+Mesos__V1__FrameworkInfo *agent_task_framework(struct agent_task *t);
 void agent_kill(struct agent *a, const char *framework_id, const char *task_id,
     Mesos__V1__KillPolicy *policy);
 void agent_kill_task(struct agent_task *t, double grace);

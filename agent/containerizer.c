@@ -21,6 +21,7 @@
 #include "agent.h"
 #include "ids.h"
 #include "log.h"
+#include "pbjson.h"
 #include "supervise.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -245,8 +246,13 @@ struct agent_task *agent_task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 	t->container_id = bt_uuid_new();
 	t->framework_id = xstrdup(fw->id->value);
 	t->task_id = xstrdup(info->task_id->value);
-	t->info = (void *)bt_pb_copy(&info->base);
-	t->framework = (void *)bt_pb_copy(&fw->base);
+	if (a->simulated) {
+		t->packed_info = bt_pb_encode_alloc(&info->base, false, &t->packed_info_len);
+		t->packed_framework = bt_pb_encode_alloc(&fw->base, false, &t->packed_framework_len);
+	} else {
+		t->info = (void *)bt_pb_copy(&info->base);
+		t->framework = (void *)bt_pb_copy(&fw->base);
+	}
 	t->state = MESOS__V1__TASK_STATE__TASK_STAGING;
 	t->launched = bt_now();
 	t->kill_grace = a->kill_grace;
@@ -257,6 +263,32 @@ struct agent_task *agent_task_new(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 	    t->container_id);
 	t->run_dir = xasprintf("%s/meta/runs/%s", a->work_dir, t->container_id);
 	return t;
+}
+
+/* msg, or the packed form unpacked into it (the packed form then goes) */
+static ProtobufCMessage *unpacked(ProtobufCMessage **msg, void **packed, size_t len,
+    const ProtobufCMessageDescriptor *desc)
+{
+	if (*msg == NULL && *packed != NULL) {
+		*msg = protobuf_c_message_unpack(desc, NULL, len, *packed);
+		if (*msg == NULL)
+			bt_fatal("unable to unpack a task's own copy of a %s", desc->name);
+		free(*packed);
+		*packed = NULL;
+	}
+	return *msg;
+}
+
+Mesos__V1__TaskInfo *agent_task_info(struct agent_task *t)
+{
+	return (void *)unpacked((ProtobufCMessage **)&t->info, &t->packed_info,
+	    t->packed_info_len, &mesos__v1__task_info__descriptor);
+}
+
+Mesos__V1__FrameworkInfo *agent_task_framework(struct agent_task *t)
+{
+	return (void *)unpacked((ProtobufCMessage **)&t->framework, &t->packed_framework,
+	    t->packed_framework_len, &mesos__v1__framework_info__descriptor);
 }
 
 static void launch_failed(struct agent_task *t, const char *why, int reason)

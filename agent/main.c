@@ -71,6 +71,9 @@ static struct bt_flag *table_new(struct agent *a)
 		{ "simulate", BT_FLAG_INT, &a->simulate, "0",
 		    "run this many simulated agents (sim-<i>) that report tasks RUNNING "
 		    "without starting them (for benchmarks)" },
+		{ "simulate_starting", BT_FLAG_BOOL, &a->simulate_starting, "false",
+		    "simulated tasks report TASK_STARTING before TASK_RUNNING, as a real "
+		    "agent's tasks do" },
 		{ NULL, 0, NULL, NULL, NULL },
 	};
 

@@ -410,10 +410,11 @@ static void stream_done_cb(struct bt_http_call *call, int status, const char *bo
 static Mesos__V1__Task *task_report(struct agent *a, struct agent_task *t)
 {
 	Mesos__V1__Task *k = xcalloc(1, sizeof *k);
+	const Mesos__V1__TaskInfo *info = agent_task_info(t);
 
 	mesos__v1__task__init(k);
-	k->name = t->info->name;
-	k->task_id = t->info->task_id;
+	k->name = info->name;
+	k->task_id = info->task_id;
 	k->framework_id = xcalloc(1, sizeof *k->framework_id);
 	mesos__v1__framework_id__init(k->framework_id);
 	k->framework_id->value = t->framework_id;
@@ -424,8 +425,8 @@ static Mesos__V1__Task *task_report(struct agent *a, struct agent_task *t)
 	mesos__v1__agent_id__init(k->agent_id);
 	k->agent_id->value = a->agent_id != NULL ? a->agent_id : "";
 	k->state = t->state;
-	k->n_resources = t->info->n_resources;
-	k->resources = t->info->resources;
+	k->n_resources = info->n_resources;
+	k->resources = info->resources;
 	k->n_statuses = t->nstatuses;
 	k->statuses = t->statuses;
 	if (agent_task_pending(t)) {
@@ -437,11 +438,11 @@ static Mesos__V1__Task *task_report(struct agent *a, struct agent_task *t)
 			k->status_update_uuid = newest->uuid;
 		}
 	}
-	k->labels = t->info->labels;
-	k->discovery = t->info->discovery;
-	k->container = t->info->container;
-	k->health_check = t->info->health_check;
-	k->kill_policy = t->info->kill_policy;
+	k->labels = info->labels;
+	k->discovery = info->discovery;
+	k->container = info->container;
+	k->health_check = info->health_check;
+	k->kill_policy = info->kill_policy;
 	return k;
 }
 
@@ -450,6 +451,7 @@ static void fill_subscribe(struct agent_link *l, Butte__AgentCall__Subscribe *su
 {
 	struct agent *a = l->agent;
 	struct agent_task *t;
+	Mesos__V1__FrameworkInfo *fw;
 	size_t n = 0, nf = 0, i, cap = 0;
 
 	TAILQ_FOREACH(t, &a->tasks, entry)
@@ -464,8 +466,9 @@ static void fill_subscribe(struct agent_link *l, Butte__AgentCall__Subscribe *su
 			if (strcmp(sub->frameworks[i]->id->value, t->framework_id) == 0)
 				break;
 		}
-		if (i == nf && t->framework != NULL && t->framework->id != NULL)
-			sub->frameworks[nf++] = t->framework;
+		fw = agent_task_framework(t);
+		if (i == nf && fw != NULL && fw->id != NULL)
+			sub->frameworks[nf++] = fw;
 	}
 	sub->n_tasks = n;
 	sub->n_frameworks = nf;

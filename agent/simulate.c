@@ -9,9 +9,10 @@
  * a few connections) for the calls. The protocol is the real one: the link
  * code of master_link.c and the reliable updates of updates.c serve them
  * unchanged; only what would touch the machine differs. A launched task
- * starts no process: it is reported TASK_STARTING and then TASK_RUNNING
- * (each with a fresh uuid, sent in order and resent until acknowledged,
- * exactly as a real agent does), a killed task is reported TASK_KILLED,
+ * starts no process: it is reported TASK_RUNNING (with a fresh uuid, resent
+ * until acknowledged, exactly as a real agent does; with
+ * --simulate_starting, TASK_STARTING first, as a real agent's executor
+ * reports it), a killed task is reported TASK_KILLED,
  * and nothing is checkpointed (checkpoint.c skips simulated agents).
  * Simulated agents serve no HTTP endpoints. SIGTERM or SIGINT ends them.
  */
@@ -28,7 +29,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define SIM_CALL_CONNECTIONS 4         /* pipelined */
+#define SIM_CALL_CONNECTIONS 16         /* pipelined */
 
 struct sim {
 	struct agent **agents;
@@ -101,7 +102,8 @@ static void sim_task_start(struct agent *a, Mesos__V1__FrameworkInfo *fw,
 	/* its sandbox and run dir are only names: nothing is created or checkpointed */
 	t = agent_task_new(a, fw, info);
 	agent_task_add(a, t);
-	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_STARTING, NULL, -1);
+	if (a->simulate_starting)
+		agent_update_new(t, MESOS__V1__TASK_STATE__TASK_STARTING, NULL, -1);
 	agent_update_new(t, MESOS__V1__TASK_STATE__TASK_RUNNING, NULL, -1);
 }
 

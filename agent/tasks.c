@@ -289,12 +289,13 @@ static void signal_task(struct agent_task *t)
 	evtimer_add(t->kill_ev, &tv);
 }
 
-static bool wants_killing_state(const struct agent_task *t)
+static bool wants_killing_state(struct agent_task *t)
 {
+	const Mesos__V1__FrameworkInfo *fw = agent_task_framework(t);
 	size_t i;
 
-	for (i = 0; t->framework != NULL && i < t->framework->n_capabilities; i++) {
-		if (t->framework->capabilities[i]->type ==
+	for (i = 0; fw != NULL && i < fw->n_capabilities; i++) {
+		if (fw->capabilities[i]->type ==
 		    MESOS__V1__FRAMEWORK_INFO__CAPABILITY__TYPE__TASK_KILLING_STATE)
 			return true;
 	}
@@ -491,6 +492,8 @@ void agent_task_free(struct agent_task *t)
 		mesos__v1__task_info__free_unpacked(t->info, NULL);
 	if (t->framework != NULL)
 		mesos__v1__framework_info__free_unpacked(t->framework, NULL);
+	free(t->packed_info);
+	free(t->packed_framework);
 	free(t->container_id);
 	free(t->framework_id);
 	free(t->task_id);

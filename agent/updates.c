@@ -131,10 +131,12 @@ static void send_head(struct agent_task *t)
 	if (!agent_task_pending(t) || !agent_link_subscribed(a->link))
 		return;
 	st = t->statuses[t->acked];
-	if (st->has_uuid && st->uuid.len == 16)
-		bt_uuid_format(st->uuid.data, uuid);
-	log_info("sending %s update %s for task '%s' of framework '%s'",
-	    bt_task_state_name(st->state), uuid, t->task_id, t->framework_id);
+	if (BT_LOG_INFO >= bt_log_level) {
+		if (st->has_uuid && st->uuid.len == 16)
+			bt_uuid_format(st->uuid.data, uuid);
+		log_info("sending %s update %s for task '%s' of framework '%s'",
+		    bt_task_state_name(st->state), uuid, t->task_id, t->framework_id);
+	}
 	agent_link_send_update(a->link, t->framework_id, st);
 }
 

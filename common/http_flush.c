@@ -21,6 +21,14 @@
  * - Bytes the socket would not take while evhttp already reads the next
  *   request are written by an event of our own when the socket is
  *   writable (struct leftover); the bufferevent no longer watches for it.
+ * - A reply the socket does not take whole (the client is not reading its
+ *   answers yet) does not stop the connection either: evhttp goes on to
+ *   the next request while the rest waits for the socket, up to
+ *   MAX_UNSENT bytes of a connection. Beyond that evhttp waits until the
+ *   socket took it all, and so stops reading what the client sends: the
+ *   client's own backpressure. Without this, a client that pipelines and
+ *   reads its answers only now and then (a busy framework) would find its
+ *   next requests unread until it did.
  *
  * Each entry holds a reference on its bufferevent, so a connection evhttp
  * frees meanwhile keeps its socket until the entry is done with it.
@@ -40,6 +48,8 @@
 
 #include "http_flush.h"
 #include "xmalloc.h"
+
+#define MAX_UNSENT (8u << 20)          /* bytes of a connection's replies the socket may owe */
 
 struct entry {
 	struct bufferevent *bev;
@@ -63,6 +73,21 @@ static struct {
 	struct leftover *leftovers;
 } f;
 
+/*
+ * Write what out holds to fd, as the bufferevent's own write callback does:
+ * a socket bufferevent keeps its output's start frozen, so that only it
+ * drains the buffer, and thaws it around each write.
+ */
+static int drain(struct evbuffer *out, evutil_socket_t fd)
+{
+	int n;
+
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, fd);
+	evbuffer_freeze(out, 1);
+	return n;
+}
+
 static void leftover_end(struct leftover *l)
 {
 	struct leftover **pp;
@@ -84,7 +109,7 @@ static void leftover_cb(evutil_socket_t fd, short what, void *arg)
 	int n = 0;
 
 	if (evbuffer_get_length(out) > 0)
-		n = evbuffer_write(out, fd);
+		n = drain(out, fd);
 	if (evbuffer_get_length(out) > 0 &&
 	    (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))))
 		return;                 /* the rest when the socket takes it */
@@ -104,10 +129,13 @@ static bool write_out(struct bufferevent *bev)
 
 	if (fd < 0)
 		return false;
-	while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+	while (evbuffer_get_length(out) > 0 && drain(out, fd) > 0)
 		;
 	if (evbuffer_get_length(out) == 0)
 		return true;
+	for (l = f.leftovers; l != NULL; l = l->next)
+		if (l->bev == bev)
+			return false;   /* its event writes the rest */
 	if (!(bufferevent_get_enabled(bev) & EV_WRITE)) {
 		l = xmalloc(sizeof *l);
 		l->bev = bev;
@@ -152,8 +180,14 @@ static void flush_cb(evutil_socket_t unused, short what, void *arg)
 			f.held[f.nheld++] = e.bev;      /* the entry's reference goes with it */
 			continue;
 		}
-		if (write_out(e.bev))
+		if (write_out(e.bev)) {
 			bufferevent_trigger(e.bev, EV_WRITE, 0);
+		} else if (e.may_hold && bufferevent_getfd(e.bev) >= 0 &&
+		    evbuffer_get_length(bufferevent_get_output(e.bev)) <= MAX_UNSENT) {
+			/* evhttp goes on (and stops watching the socket); the rest leaves later */
+			bufferevent_trigger(e.bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
+			write_out(e.bev);
+		}
 		bufferevent_decref(e.bev);
 	}
 	f.n = 0;

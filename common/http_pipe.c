@@ -579,8 +579,14 @@ void bt_http_pipe_free(struct bt_http_pipe *p)
 	free(p);
 }
 
-void bt_http_pipe_post(struct bt_http_pipe *p, const char *const *headers, const void *body,
-    size_t len, bt_http_pipe_done_cb cb, void *arg)
+static void body_free_cb(const void *data, size_t len, void *arg)
+{
+	free(arg);
+}
+
+/* queue a request on the least busy connection; body is copied, or taken when take */
+static void enqueue(struct bt_http_pipe *p, const char *const *headers, const void *body,
+    size_t len, bool take, bt_http_pipe_done_cb cb, void *arg)
 {
 	struct conn *c = &p->conns[0];
 	struct request *q = xmalloc(sizeof *q);
@@ -598,17 +604,38 @@ void bt_http_pipe_post(struct bt_http_pipe *p, const char *const *headers, const
 		c->head = q;
 	c->tail = q;
 	c->waiting++;
-	if (c->bev == NULL && conn_open(c) != 0)
+	if (c->bev == NULL && conn_open(c) != 0) {
+		if (take)
+			free((void *)body);
 		return;         /* q has ended already, through conn_close() */
+	}
 	out = bufferevent_get_output(c->bev);
 	evbuffer_add_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
 	    p->path, p->authority, len);
 	for (; headers != NULL && *headers != NULL; headers++)
 		evbuffer_add_printf(out, "%s\r\n", *headers);
 	evbuffer_add(out, "\r\n", 2);
-	evbuffer_add(out, body, len);
+	if (!take)
+		evbuffer_add(out, body, len);
+	else if (len == 0 || evbuffer_add_reference(out, body, len, body_free_cb,
+	    (void *)body) != 0) {
+		evbuffer_add(out, body, len);
+		free((void *)body);
+	}
 	if (c->waiting == 1)
 		arm_timeout(c);
+}
+
+void bt_http_pipe_post(struct bt_http_pipe *p, const char *const *headers, const void *body,
+    size_t len, bt_http_pipe_done_cb cb, void *arg)
+{
+	enqueue(p, headers, body, len, false, cb, arg);
+}
+
+void bt_http_pipe_post_take(struct bt_http_pipe *p, const char *const *headers, void *body,
+    size_t len, bt_http_pipe_done_cb cb, void *arg)
+{
+	enqueue(p, headers, body, len, true, cb, arg);
 }
 
 size_t bt_http_pipe_waiting(const struct bt_http_pipe *p)

@@ -51,6 +51,9 @@ void bt_http_pipe_free(struct bt_http_pipe *p);
  */
 void bt_http_pipe_post(struct bt_http_pipe *p, const char *const *headers, const void *body,
     size_t len, bt_http_pipe_done_cb cb, void *arg);
+/* the same, but takes ownership of body (a heap block), freed once sent: no copy */
+void bt_http_pipe_post_take(struct bt_http_pipe *p, const char *const *headers, void *body,
+    size_t len, bt_http_pipe_done_cb cb, void *arg);
 /* requests sent or queued that have not ended */
 size_t bt_http_pipe_waiting(const struct bt_http_pipe *p);
 

@@ -5,6 +5,7 @@
 #define BT_JSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -24,6 +25,28 @@ char *bt_json_dump(const json_t *j);
 /* compact text with every double written exactly (17 digits), for state that
  * is stored and must read back bit for bit; caller frees */
 char *bt_json_dump_exact(const json_t *j);
+/*
+ * An object written straight into text, for records written by the
+ * hundred thousand (relay's task records): no tree and no allocation per
+ * member. Members go in the order they are added; a NULL key adds an
+ * element to the array opened last; a NULL string is left out, as
+ * json_pack's "s?" leaves it out. Doubles are written exactly, as
+ * bt_json_dump_exact() writes them. bt_json_out_end() returns the text,
+ * which the caller frees, and its length.
+ */
+struct bt_json_out {
+	char *text;
+	size_t len, cap;
+	bool more;                      /* a member or element was written: a comma comes first */
+};
+void bt_json_out_begin(struct bt_json_out *o);
+void bt_json_out_string(struct bt_json_out *o, const char *key, const char *value);
+void bt_json_out_int(struct bt_json_out *o, const char *key, long long value);
+void bt_json_out_real(struct bt_json_out *o, const char *key, double value);
+void bt_json_out_array(struct bt_json_out *o, const char *key);
+void bt_json_out_array_end(struct bt_json_out *o);
+char *bt_json_out_end(struct bt_json_out *o, size_t *len);
+
 /* a string member or NULL; a number member as double or the fallback */
 const char *bt_json_string(const json_t *obj, const char *key);
 double bt_json_number(const json_t *obj, const char *key, double fallback);

@@ -8,6 +8,9 @@
  * whole record is present returns a pointer into buf and moves off past it.
  * Consumed bytes are dropped by bt_recordio_feed() when they make up at
  * least half of the buffer, so each byte is moved at most once on average.
+ * A buffer that grew past RETAIN_MAX for a big record is freed once it is
+ * drained: a process with ten thousand streams (simulated agents) would
+ * otherwise keep on each the size of the biggest event it ever carried.
  * A malformed header or an oversized record fails the decoder for good:
  * after that nothing in the stream can be trusted.
  */
@@ -21,6 +24,8 @@
 
 #include "log.h"
 #include "xmalloc.h"
+
+#define RETAIN_MAX (16u << 10)
 
 /* UINT64_MAX has 20 decimal digits */
 #define HEADER_DIGITS_MAX 20
@@ -57,6 +62,11 @@ static void compact(struct bt_recordio *d)
 		return;
 	if (live == 0) {
 		d->off = d->len = 0;
+		if (d->cap > RETAIN_MAX) {
+			free(d->buf);
+			d->buf = NULL;
+			d->cap = 0;
+		}
 		return;
 	}
 	if (d->off >= live) {

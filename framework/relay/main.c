@@ -37,6 +37,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
 
+	{ static FILE *F; if (!F) F = fopen("/tmp/prof/pipe.log", "w"); fprintf(F, "%.3f waiting %zu npending %zu\n", bt_monotonic(), bt_http_pipe_waiting(r->calls), r->npending); fflush(F); }
 	relay_batch_begin(r);
 	relay_scheduler_tick(r);
 	relay_tasks_tick(r);
@@ -123,7 +124,7 @@ static void relay_free(struct relay *r)
 
 #define NFLAGS 18
 #define RELAY_HEAP_KEEP (32 << 20)
-#define CALL_CONNECTIONS 4      /* pipelined connections for calls to the master */
+#define CALL_CONNECTIONS 32      /* pipelined connections for calls to the master */
 
 /* the flag table, pointing into c */
 static void flag_table(struct bt_flag *f, struct relay_config *c)

@@ -326,10 +326,8 @@ static void post_durable_cb(void *arg)
 	struct durable_calls *d = arg;
 	size_t i;
 
-	for (i = 0; i < d->n; i++) {
+	for (i = 0; i < d->n; i++)
 		post_call(d->r, d->p[i].body, d->p[i].len, d->p[i].type);
-		free(d->p[i].body);
-	}
 	free(d->p);
 	free(d);
 }
@@ -389,19 +387,20 @@ void relay_batch_end(struct relay *r)
 	}
 }
 
-/* POST a packed Call to the master */
+/* POST a packed Call to the master; takes ownership of body */
 static void post_call(struct relay *r, void *body, size_t len, const char *type)
 {
 	const char *headers[] = { "Content-Type: " PROTOBUF, "Accept: application/json", NULL, NULL };
 
 	if (!r->subscribed || r->stream_id == NULL) {
 		log_debug("not subscribed: dropping %s", type);
+		free(body);
 		return;
 	}
 	if (r->stream_header == NULL)
 		r->stream_header = xasprintf("Mesos-Stream-Id: %s", r->stream_id);
 	headers[2] = r->stream_header;
-	bt_http_pipe_post(r->calls, headers, body, len, call_done_cb, (void *)type);
+	bt_http_pipe_post_take(r->calls, headers, body, len, call_done_cb, (void *)type);
 }
 
 void relay_call_pb(struct relay *r, Mesos__V1__Scheduler__Call *call)
@@ -442,7 +441,6 @@ void relay_call_pb(struct relay *r, Mesos__V1__Scheduler__Call *call)
 		return;
 	}
 	post_call(r, body, len, type);
-	free(body);
 }
 
 void relay_call(struct relay *r, json_t *call)

@@ -896,14 +896,25 @@ static void expunge(struct relay *r, struct relay_task *t)
 	free(msg);
 }
 
-static void check_launch_timeouts(struct relay *r)
+/*
+ * The timeouts of single tasks, in one pass over them all: kills not
+ * confirmed are sent again, launches the master never confirmed are given
+ * up, and tasks that never reached TASK_RUNNING are replaced.
+ */
+static void check_task_timeouts(struct relay *r)
 {
 	struct relay_task *t, *next;
+	double mono = bt_monotonic(), elapsed;
 	bool ended = false;
-	double elapsed;
 
 	for (t = TAILQ_FIRST(&r->tasks); t != NULL; t = next) {
 		next = TAILQ_NEXT(t, entry);
+		if (t->goal == RELAY_GOAL_STOPPED &&
+		    mono - t->kill_sent_at >= r->cfg.kill_retry_timeout) {
+			log_info("kill of task '%s' not confirmed: sending it again", t->id);
+			t->kill_sent_at = mono;
+			send_kill(r, t->id, t->agent_id);
+		}
 		if (!launching(t))
 			continue;
 		elapsed = launching_for(r, t);
@@ -928,7 +939,6 @@ static double last_task_scan;
 
 void relay_tasks_tick(struct relay *r)
 {
-	struct relay_task *t;
 	struct relay_app *app;
 	double mono = bt_monotonic(), now = bt_now();
 
@@ -942,14 +952,7 @@ void relay_tasks_tick(struct relay *r)
 	/* the timeouts of single tasks are seconds long: every task is looked at once a second */
 	if (mono - last_task_scan >= TASK_SCAN_EVERY) {
 		last_task_scan = mono;
-		TAILQ_FOREACH(t, &r->tasks, entry)
-			if (t->goal == RELAY_GOAL_STOPPED &&
-			    mono - t->kill_sent_at >= r->cfg.kill_retry_timeout) {
-				log_info("kill of task '%s' not confirmed: sending it again", t->id);
-				t->kill_sent_at = mono;
-				send_kill(r, t->id, t->agent_id);
-			}
-		check_launch_timeouts(r);
+		check_task_timeouts(r);
 	}
 	relay_unreachable_tick(r);
 	if (mono - last_staging_reconcile > staging_period(r)) {

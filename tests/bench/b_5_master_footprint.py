@@ -98,8 +98,10 @@ def metrics(master_url):
     return harness.http("GET", master_url + "/metrics/snapshot").json()
 
 
-def start_sim(ctx, master_port, n, resources=SIM_RESOURCES):
-    """One butte-agent process running n simulated agents; caller terminates it."""
+def start_sim(ctx, master_port, n, resources=SIM_RESOURCES, flags=("--simulate_starting",)):
+    """One butte-agent process running n simulated agents; caller terminates it.
+    By default their tasks report TASK_STARTING and TASK_RUNNING, as a real
+    agent's do (and the master keeps both statuses of every task)."""
     work = os.path.join(ctx.tmpdir, "sim")
     os.makedirs(work, exist_ok=True)
     log = open(os.path.join(ctx.tmpdir, "sim.log"), "w")
@@ -107,7 +109,8 @@ def start_sim(ctx, master_port, n, resources=SIM_RESOURCES):
         [os.path.join(ctx.build, "butte-agent"), "--simulate=%d" % n,
          "--master=127.0.0.1:%d" % master_port, "--work_dir=" + work,
          "--resources=" + resources, "--log_level=warn",
-         "--registration_backoff_factor=%s" % ("2secs" if n > 2000 else "200ms")],
+         "--registration_backoff_factor=%s" % ("2secs" if n > 2000 else "200ms")]
+        + list(flags),
         stdout=log, stderr=subprocess.STDOUT)
     log.close()
     return proc

@@ -783,6 +783,29 @@ static void test_request_bytes(void **state)
 	results_free(&r, 1);
 }
 
+/* a body handed over (bt_http_pipe_post_take) goes out as a copied one does, and is freed */
+static void test_post_take(void **state)
+{
+	struct fx *f = *state;
+	static const struct canned script[] = {
+		{ RAW_WRITE, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+		    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n" },
+	};
+	struct result r[2] = { 0 };
+
+	raw_script(f, script, 1);
+	pipe_to(f, f->raw_url, 1, 5);
+	bt_http_pipe_post_take(f->pipe, NULL, xstrdup("taken"), 5, done_cb, &r[0]);
+	bt_http_pipe_post_take(f->pipe, NULL, xmalloc(1), 0, done_cb, &r[1]);
+	WAIT_FOR(f, all_ended(r, 2), 3);
+	assert_answer(&r[0], 202, "");
+	assert_answer(&r[1], 202, "");
+	assert_int_equal(f->requests, 2);
+	assert_non_null(strstr(f->heads[0], "Content-Length: 5\r\n"));
+	assert_non_null(strstr(f->heads[1], "Content-Length: 0\r\n"));
+	results_free(r, 2);
+}
+
 /* chunks with an extension and a trailer; Transfer-Encoding wins over Content-Length */
 static void test_chunked(void **state)
 {
@@ -1285,6 +1308,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idle_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_post_take, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_to_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_continue, setup, teardown),

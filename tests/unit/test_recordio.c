@@ -302,6 +302,32 @@ static void test_buffer_stays_bounded(void **state)
 	bt_recordio_release(&d);
 }
 
+/* the room a big record needed is given back once it was taken */
+static void test_big_record_buffer_freed(void **state)
+{
+	static char big[100000];
+	struct bt_recordio d;
+	const char *rec;
+	char *cause = NULL, header[16];
+	size_t len;
+	int n;
+
+	memset(big, 'b', sizeof big);
+	bt_recordio_init(&d, 1 << 20);
+	n = snprintf(header, sizeof header, "%zu\n", sizeof big);
+	bt_recordio_feed(&d, header, (size_t)n);
+	bt_recordio_feed(&d, big, sizeof big / 2);
+	bt_recordio_feed(&d, big + sizeof big / 2, sizeof big / 2);
+	assert_int_equal(bt_recordio_next(&d, &rec, &len, &cause), BT_RECORDIO_RECORD);
+	assert_int_equal(len, sizeof big);
+	assert_true(d.cap >= sizeof big);
+	bt_recordio_feed(&d, "5\nhello", 7);
+	assert_true(d.cap <= 256);
+	assert_int_equal(bt_recordio_next(&d, &rec, &len, &cause), BT_RECORDIO_RECORD);
+	assert_memory_equal(rec, "hello", 5);
+	bt_recordio_release(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_max_record),
 		cmocka_unit_test(test_pending),
 		cmocka_unit_test(test_buffer_stays_bounded),
+		cmocka_unit_test(test_big_record_buffer_freed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

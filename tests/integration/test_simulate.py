@@ -1,0 +1,142 @@
+"""End-to-end tests of butte-agent --simulate=N: many agents in one process
+that speak the real agent channel and report tasks without starting them.
+
+A framework of the tests' own (the Mesos v1 scheduler API) launches on
+simulated agents, sees the updates each agent sends, kills, and finds its
+tasks again after the master restarts: the simulated agents subscribe
+anew and report what they run, as real agents do.
+"""
+import subprocess
+
+import pytest
+
+from harness import http, wait_for
+from mesos_client import SchedulerClient, command_task
+
+FAST = ("--heartbeat_interval=1secs", "--allocation_interval=100ms")
+
+
+def start_sim(cluster, n, *flags):
+    """n simulated agents in one butte-agent process (they serve no HTTP);
+    the cluster stops it with the rest."""
+    return cluster._proc(
+        "sim", "butte-agent",
+        [f"--simulate={n}", f"--master=127.0.0.1:{cluster.master.port}",
+         "--resources=cpus:4;mem:4096;disk:1024;ports(*):[31000-31099]",
+         "--registration_backoff_factor=100ms"] + list(flags), None, None)
+
+
+def sim_agents(cluster):
+    return [s for s in cluster.master_state()["slaves"]
+            if s["hostname"].startswith("sim-") and s["active"]]
+
+
+def framework_tasks(cluster, fid):
+    for f in cluster.master_state()["frameworks"]:
+        if f["id"] == fid:
+            return {t["id"]: t for t in f["tasks"]}
+    return {}
+
+
+@pytest.fixture
+def sim_cluster(cluster):
+    def start(n, *flags):
+        cluster.start_master(*FAST)
+        sim = start_sim(cluster, n, *flags)
+        wait_for(lambda: len(sim_agents(cluster)) == n, timeout=30,
+                 what=f"{n} simulated agents to subscribe")
+        return sim
+    return start
+
+
+def launch_one_per_agent(client, n, prefix):
+    """One task on each of n offers; returns {task_id: agent_id}."""
+    placed = {}
+    start = 0
+    while len(placed) < n:
+        offers = client.wait_offers(start=start)
+        start = client.mark()
+        for offer in offers:
+            agent_id = offer["agent_id"]["value"]
+            if agent_id in placed.values() or len(placed) == n:
+                client.decline([offer["id"]], refuse_seconds=0)
+                continue
+            task_id = f"{prefix}-{len(placed)}"
+            client.launch(offer, [command_task(offer, task_id, cmd="sleep 1000")])
+            placed[task_id] = agent_id
+    return placed
+
+
+def test_simulated_tasks_run_without_starting(sim_cluster, cluster):
+    sim = sim_cluster(3)
+    assert {s["hostname"] for s in sim_agents(cluster)} == {"sim-0", "sim-1", "sim-2"}
+    c = SchedulerClient(cluster.master_url)
+    try:
+        c.subscribe(name="sim-test")
+        placed = launch_one_per_agent(c, 3, "run")
+        for task_id, agent_id in placed.items():
+            st = c.wait_update(task_id, "TASK_RUNNING")
+            assert st["agent_id"]["value"] == agent_id
+            assert st["source"] == "SOURCE_EXECUTOR" and "uuid" in st
+            # as the issue's simulated agents do: RUNNING is the first update
+            assert [u["state"] for u in c.updates(task_id)] == ["TASK_RUNNING"]
+            c.acknowledge(st)
+        wait_for(lambda: all(t["state"] == "TASK_RUNNING"
+                             for t in framework_tasks(cluster, c.framework_id).values()),
+                 timeout=20, what="the master to see the tasks RUNNING")
+        # a kill reaches the simulated agent, which answers TASK_KILLED
+        task_id, agent_id = next(iter(placed.items()))
+        c.kill(task_id, agent_id)
+        c.acknowledge(c.wait_update(task_id, "TASK_KILLED"))
+        # no process was started for any of them
+        out = subprocess.run(["pgrep", "-f", "sleep 1000", "-P", str(sim.pid)],
+                             capture_output=True, text=True)
+        assert out.stdout.strip() == ""
+    finally:
+        c.close()
+
+
+def test_simulate_starting_reports_starting_first(sim_cluster, cluster):
+    sim_cluster(1, "--simulate_starting")
+    c = SchedulerClient(cluster.master_url)
+    try:
+        c.subscribe(name="sim-starting")
+        launch_one_per_agent(c, 1, "start")
+        st = c.wait_update("start-0", "TASK_STARTING")
+        # the next update waits for this one's acknowledgement, as on a real agent
+        c.acknowledge(st)
+        c.acknowledge(c.wait_update("start-0", "TASK_RUNNING"))
+        assert [u["state"] for u in c.updates("start-0")] == ["TASK_STARTING", "TASK_RUNNING"]
+    finally:
+        c.close()
+
+
+def test_master_restart_simulated_agents_report_their_tasks(sim_cluster, cluster):
+    """After a master restart each simulated agent subscribes again with the
+    tasks it runs (their TaskInfo unpacked from the copy it kept)."""
+    sim_cluster(2)
+    c = SchedulerClient(cluster.master_url)
+    c.subscribe(name="sim-failover", failover_timeout=3600)
+    fid = c.framework_id
+    placed = launch_one_per_agent(c, 2, "keep")
+    for task_id in placed:
+        c.acknowledge(c.wait_update(task_id, "TASK_RUNNING"))
+    c.close()
+
+    cluster.master.restart()
+    wait_for(lambda: len(sim_agents(cluster)) == 2, timeout=30,
+             what="the simulated agents to subscribe again")
+    c2 = SchedulerClient(cluster.master_url)
+    try:
+        c2.subscribe(name="sim-failover", framework_id=fid, failover_timeout=3600)
+        tasks = wait_for(lambda: (lambda t: t if len(t) == 2 else None)(
+            framework_tasks(cluster, fid)), timeout=20, what="the tasks to be reported again")
+        for task_id, agent_id in placed.items():
+            t = tasks[task_id]
+            assert t["state"] == "TASK_RUNNING" and t["slave_id"] == agent_id
+            assert t["name"] == task_id
+            assert t["resources"]["cpus"] == pytest.approx(0.1)
+            assert t["resources"]["mem"] == 32
+        assert http("GET", cluster.master_url + "/health").status_code == 200
+    finally:
+        c2.close()
