@@ -444,8 +444,11 @@ void agent_recover_task(struct agent_task *t)
 		signal_task(t);
 }
 
+/* for /state's completed_frameworks; a simulated agent serves no /state */
 static void completed_add(struct agent *a, struct agent_task *t)
 {
+	if (a->simulated)
+		return;
 	json_array_append_new(a->completed, json_pack("{s:o, s:o}", "framework",
 	    agent_framework_json(t), "executor", agent_executor_json(t)));
 	while (json_array_size(a->completed) > AGENT_COMPLETED_MAX)

@@ -370,14 +370,16 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
  * all of it before the first launch. So each slice ends the batch (its
  * tasks are committed and their ACCEPTs leave once on disk) and the rest
  * of the event waits for the next loop turn, while the master launches
- * what the slice accepted. A big event is copied to be kept that long.
+ * what the slice accepted. A big event is kept that long: scheduler.c
+ * unpacks one on the heap and hands it over (relay_offers_take); one
+ * decoded for the moment only is copied.
  */
 #define OFFERS_SLICE 0.005
 #define OFFERS_AT_ONCE 64               /* offers matched without a copy, at once */
 
 struct relay_offers_job {
 	TAILQ_ENTRY(relay_offers_job) entry;
-	Mesos__V1__Scheduler__Event__Offers *offers;    /* owned: a copy */
+	Mesos__V1__Scheduler__Event__Offers *offers;    /* owned */
 	size_t next;                    /* the first offer not matched yet */
 };
 
@@ -445,23 +447,48 @@ static void jobs_cb(evutil_socket_t unused, short what, void *arg)
 		evtimer_add(jobs_ev, &now);
 }
 
-void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
+/* match at once when small and nothing waits; true when done */
+static bool offers_now(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
 {
-	struct relay_offers_job *job;
 	size_t to = offers->n_offers;
 
-	if (offers->n_offers <= OFFERS_AT_ONCE && TAILQ_EMPTY(&jobs)) {
-		match_range(r, offers, 0, &to, 0);
-		relay_converge(r);
-		return;
-	}
-	job = xcalloc(1, sizeof *job);
-	job->offers = (Mesos__V1__Scheduler__Event__Offers *)bt_pb_copy(&offers->base);
+	if (offers->n_offers > OFFERS_AT_ONCE || !TAILQ_EMPTY(&jobs))
+		return false;
+	match_range(r, offers, 0, &to, 0);
+	relay_converge(r);
+	return true;
+}
+
+/* queue offers (owned) and match their first slice if they are first in line */
+static void offers_queue(struct relay *r, Mesos__V1__Scheduler__Event__Offers *offers)
+{
+	struct relay_offers_job *job = xcalloc(1, sizeof *job);
+
+	job->offers = offers;
 	TAILQ_INSERT_TAIL(&jobs, job, entry);
 	if (jobs_ev == NULL)
 		jobs_ev = evtimer_new(r->base, jobs_cb, r);
 	if (TAILQ_FIRST(&jobs) == job)
 		jobs_cb(-1, 0, r);      /* the first slice now: it is what the event is for */
+}
+
+void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
+{
+	if (!offers_now(r, offers))
+		offers_queue(r, (Mesos__V1__Scheduler__Event__Offers *)bt_pb_copy(&offers->base));
+}
+
+void relay_offers_take(struct relay *r, Mesos__V1__Scheduler__Event *ev)
+{
+	Mesos__V1__Scheduler__Event__Offers *offers = ev->offers;
+
+	if (offers == NULL || offers_now(r, offers)) {
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
+		return;
+	}
+	ev->offers = NULL;      /* a submessage of its own: it outlives the event */
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+	offers_queue(r, offers);
 }
 
 /* the subscription is gone, and its offers with it */

@@ -330,6 +330,8 @@ void relay_unreachable_tick(struct relay *r);
 
 /* offers.c -- offer matching and TaskInfo building */
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers);
+/* the same for an OFFERS event unpacked on the heap: takes ownership of ev */
+void relay_offers_take(struct relay *r, Mesos__V1__Scheduler__Event *ev);
 void relay_offers_drop(struct relay *r);
 /* the role a resource is reserved to (the last reservation), or "*" */
 const char *relay_resource_role(const Mesos__V1__Resource *res);

@@ -157,6 +157,21 @@ static void sub_response_cb(struct bt_http_call *call, void *arg)
 	log_debug("subscription stream '%s' open", sid ? sid : "");
 }
 
+/*
+ * A big OFFERS event outlives its handler (offers.c matches it a slice at a
+ * time), so it is unpacked on the heap and handed over instead of decoded
+ * for the moment and copied. It is told by its first field, the type, which
+ * a master writes first (protobuf writes fields in the order of their
+ * numbers); anything else takes the common path.
+ */
+#define BIG_OFFERS (16u << 10)
+
+static bool big_offers(const char *rec, size_t len)
+{
+	return len >= BIG_OFFERS && (unsigned char)rec[0] == 0x08 &&      /* field 1, varint */
+	    (unsigned char)rec[1] == MESOS__V1__SCHEDULER__EVENT__TYPE__OFFERS;
+}
+
 static int sub_data_cb(struct bt_http_call *call, const void *data, size_t len, void *arg)
 {
 	struct relay *r = arg;
@@ -171,7 +186,20 @@ static int sub_data_cb(struct bt_http_call *call, const void *data, size_t len, 
 	bt_recordio_feed(&r->rio, data, len);
 	relay_batch_begin(r);
 	while ((res = bt_recordio_next(&r->rio, &rec, &rlen, &cause)) == BT_RECORDIO_RECORD) {
-		Mesos__V1__Scheduler__Event *ev = (Mesos__V1__Scheduler__Event *)bt_pb_decode_scoped(
+		Mesos__V1__Scheduler__Event *ev;
+
+		if (big_offers(rec, rlen)) {
+			ev = mesos__v1__scheduler__event__unpack(NULL, rlen, (const uint8_t *)rec);
+			if (ev != NULL && ev->type == MESOS__V1__SCHEDULER__EVENT__TYPE__OFFERS) {
+				relay_offers_take(r, ev);
+				if (r->sub_call == NULL)
+					goto out;
+				continue;
+			}
+			if (ev != NULL)
+				mesos__v1__scheduler__event__free_unpacked(ev, NULL);
+		}
+		ev = (Mesos__V1__Scheduler__Event *)bt_pb_decode_scoped(
 		    &mesos__v1__scheduler__event__descriptor, false, rec, rlen, &cause);
 		if (ev == NULL) {
 			log_error("undecodable event from the master: %s", cause);

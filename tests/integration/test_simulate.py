@@ -140,3 +140,26 @@ def test_master_restart_simulated_agents_report_their_tasks(sim_cluster, cluster
         assert http("GET", cluster.master_url + "/health").status_code == 200
     finally:
         c2.close()
+
+
+def test_relay_deploys_onto_many_simulated_agents(sim_cluster, cluster):
+    """relay spreads an app over a hundred simulated agents: one OFFERS event
+    of a hundred offers (tens of kilobytes), which relay matches a slice at a
+    time, keeping the event it unpacked for that."""
+    sim_cluster(100)
+    relay = cluster.start_relay()
+    app = {"id": "/wide", "cmd": "sleep 1000", "instances": 300, "cpus": 0.01, "mem": 1,
+           "portDefinitions": []}
+    r = http("POST", relay.url + "/v2/apps", json=app)
+    assert r.status_code == 201, r.text
+
+    def running():
+        a = http("GET", relay.url + "/v2/apps/wide").json()["app"]
+        return a if a["tasksRunning"] == 300 else None
+    wait_for(running, timeout=60, what="300 instances RUNNING on simulated agents")
+    tasks = http("GET", relay.url + "/v2/apps/wide/tasks").json()["tasks"]
+    hosts = {t["host"] for t in tasks}
+    assert len(tasks) == 300 and all(t["state"] == "TASK_RUNNING" for t in tasks)
+    # the instances are spread over the agents of the event, not piled on a few
+    assert len(hosts) >= 64, sorted(hosts)
+    assert all(h.startswith("sim-") for h in hosts)
