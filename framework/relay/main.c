@@ -306,8 +306,15 @@ static void teardown(struct relay *r)
 	bt_http_pipe_free(r->calls);
 	if (r->client != NULL)
 		bt_http_client_free(r->client);
-	if (r->base != NULL)
+	/*
+	 * A connection freed while one of its callbacks was still deferred
+	 * keeps a reference until that callback runs (it finds no callback
+	 * set and lets go); event_base_free() would drop it unrun.
+	 */
+	if (r->base != NULL) {
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
 		event_base_free(r->base);
+	}
 }
 
 int main(int argc, char **argv)

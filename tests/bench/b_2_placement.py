@@ -62,6 +62,8 @@ CHANGED = ("What changed in this round. Measured with perf over the run, per pro
            "two cores and each needs 2 to 3 s of CPU for the 100,000 tasks; relay's share is "
            "mostly SQLite (its records are written before the tasks launch) and protobuf.")
 
+VARIANCE = ("On this shared two-core machine the same deployment took 4.1 to 6.5 s (15,400 to 24,400 tasks/s) over the 21 full-scale runs made while this round's changes were measured, so one run can land on either side of the target.")
+
 ANCHOR = ("Nomad 3,750/s (1M on 5,000 hosts) and ~1,500/s (2M); kube-scheduler 100-300/s; "
           "Marathon+Mesos ~35/s")
 
@@ -178,9 +180,9 @@ def run(ctx):
             "%s tasks RUNNING in relay's GET /v2/apps %.2f s after the first POST (polled every "
             "0.25 s; the %d POSTs, one after the other, took %.1f s); the agents had stamped the "
             "last TASK_RUNNING %.2f s after it (%.0f tasks/s), the difference being updates "
-            "still on their way to relay. %s"
+            "still on their way to relay. %s %s"
             % ("{:,}".format(m["nrun"]), m["elapsed"], napps, m["post_s"], m["stamped"],
-               m["nrun"] / m["stamped"], CHANGED))
+               m["nrun"] / m["stamped"], VARIANCE, CHANGED))
     p50, p99 = percentile(m["lat"], 50), percentile(m["lat"], 99)
     figures = [
         {"name": "tasks/s, " + scale, "value": m["rate"], "unit": "tasks/s", "anchor": ANCHOR,
@@ -212,9 +214,12 @@ def run(ctx):
                  "TASK_STARTING and, once that is acknowledged, TASK_RUNNING, as a real butte "
                  "agent's tasks do (the issue's simulated agents report RUNNING). %s of %s "
                  "RUNNING in relay %.2f s after the first POST; the POSTs took %.1f s; the agents "
-                 "stamped the last TASK_RUNNING at %.2f s"
+                 "stamped the last TASK_RUNNING at %.2f s. relay listed the last of them "
+                 "%.1f s after that: with two acknowledged updates per task, its handling of "
+                 "status updates (protobuf, a SQLite record per state, the acknowledgement) "
+                 "is what this figure waits for"
                  % ("{:,}".format(s["nrun"]), "{:,}".format(total), s["elapsed"], s["post_s"],
-                    s["stamped"])},
+                    s["stamped"], max(s["elapsed"] - s["stamped"], 0.0))},
         {"name": "POST to RUNNING p99, " + sscale, "value": percentile(s["lat"], 99),
          "unit": "ms", "anchor": "", "target": "< 1,000 ms",
          "met": s["complete"] and percentile(s["lat"], 99) < 1000,
