@@ -92,6 +92,7 @@ static void out_quoted(struct bt_json_out *o, const char *s)
 			o->text[o->len++] = (char)*p;
 		}
 	}
+	out_reserve(o, 1);      /* escapes may have taken what was set aside for it */
 	o->text[o->len++] = '"';
 	o->text[o->len] = '\0';
 }

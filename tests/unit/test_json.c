@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "xmalloc.h"
 
 static json_t *parsed(const char *text)
 {
@@ -89,6 +90,23 @@ static void test_out_escapes(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "k\"ey")), nasty);
 	json_decref(j);
 	free(text);
+
+	/* escapes up to the very end of an allocation: the closing quote still fits */
+	for (size_t plain = 0; plain < 4; plain++) {
+		for (size_t n = 1; n < 300; n++) {
+			char *s = xmalloc(plain + n + 1);
+
+			memset(s, 'a', plain);
+			memset(s + plain, '\x01', n);
+			s[plain + n] = '\0';
+			bt_json_out_begin(&o);
+			bt_json_out_string(&o, NULL, s);
+			text = bt_json_out_end(&o, NULL);
+			assert_int_equal(strlen(text), 1 + 2 + plain + 6 * n + 1);
+			free(text);
+			free(s);
+		}
+	}
 }
 
 static void test_out_reals_exact(void **state)
