@@ -213,5 +213,12 @@ int agent_simulate(struct agent *proto)
 	free(s.agents);
 	event_free(s.sigterm_ev);
 	event_free(s.sigint_ev);
+	/*
+	 * A connection freed while one of its callbacks was still deferred
+	 * keeps a reference until that callback runs (it finds no callback set
+	 * and lets go); event_base_free() would drop it unrun. Everything else
+	 * on the loop is freed by now.
+	 */
+	event_base_loop(proto->base, EVLOOP_NONBLOCK);
 	return 0;
 }
