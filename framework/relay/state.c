@@ -123,16 +123,23 @@ void relay_state_close(struct relay *r)
 	r->store = NULL;
 }
 
-static void put_json(struct relay *r, const char *ns, const char *key, const json_t *j)
+/* text under a key of ns; takes the text */
+static void put_text(struct relay *r, const char *ns, const char *key, char *text, size_t len)
 {
-	char *text = bt_json_dump_exact(j);
 	char *cause = NULL;
 
-	if (bt_store_put(r->store, ns, key, text, strlen(text), &cause) != 0) {
+	if (bt_store_put(r->store, ns, key, text, len, &cause) != 0) {
 		log_error("unable to store %s '%s': %s", ns, key, cause);
 		free(cause);
 	}
 	free(text);
+}
+
+static void put_json(struct relay *r, const char *ns, const char *key, const json_t *j)
+{
+	char *text = bt_json_dump_exact(j);
+
+	put_text(r, ns, key, text, strlen(text));
 }
 
 static void delete_key(struct relay *r, const char *ns, const char *key)
@@ -250,18 +257,6 @@ static void delete_task_state(struct relay *r, struct relay_task *t)
 	state_key_text(t->state_key, key);
 	delete_key(r, "taskstates", key);
 	t->state_key = 0;
-}
-
-/* text under a key of ns; takes the text */
-static void put_text(struct relay *r, const char *ns, const char *key, char *text, size_t len)
-{
-	char *cause = NULL;
-
-	if (bt_store_put(r->store, ns, key, text, len, &cause) != 0) {
-		log_error("unable to store %s '%s': %s", ns, key, cause);
-		free(cause);
-	}
-	free(text);
 }
 
 /*
