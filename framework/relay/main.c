@@ -37,7 +37,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay *r = arg;
 
-	{ static FILE *F; if (!F) F = fopen("/tmp/prof/pipe.log", "w"); fprintf(F, "%.3f waiting %zu npending %zu\n", bt_monotonic(), bt_http_pipe_waiting(r->calls), r->npending); fflush(F); }
 	relay_batch_begin(r);
 	relay_scheduler_tick(r);
 	relay_tasks_tick(r);

@@ -534,7 +534,8 @@ def test_task_kill_endpoints(cluster):
     wait_for(lambda: (lambda a: a if first not in {t["id"] for t in a["tasks"]} else None)(
         running(cluster, "/k", 3)), timeout=30, what="the killed task to be replaced")
 
-    # kill with scale: one fewer instance
+    # kill with scale: one fewer instance (the create's deployment must have ended: 409 else)
+    settled(cluster)
     r = api(cluster, "DELETE", f"/v2/apps/k/tasks/{second}?scale=True")
     assert r.status_code == 200 and "deploymentId" in r.json()
     app = wait_running(cluster, "/k", 2)
