@@ -15,9 +15,14 @@
  *   that pipelines), the reply is not written yet: evhttp is told it went
  *   out and takes the next request, whose reply joins it, and the
  *   connection's replies leave in one write once its input holds no more,
- *   or on the next turn at the latest (later_cb). Only replies that keep
- *   the connection open are held back so: evhttp closes the others from
- *   its write callback, which would drop what waits.
+ *   or on the next turn (later_cb) -- unless the client's next requests
+ *   already wait in the socket: then they are read first, and the replies
+ *   wait for theirs, up to HOLD_BYTES or HOLD_SECONDS. libevent reads 4 KiB
+ *   of a socket a turn, so a client that pipelines steadily would
+ *   otherwise get a write per turn for a handful of requests, and on
+ *   loopback each write costs the sender the receiver's TCP work too. Only
+ *   replies that keep the connection open are held back so: evhttp closes
+ *   the others from its write callback, which would drop what waits.
  * - Bytes the socket would not take while evhttp already reads the next
  *   request are written by an event of our own when the socket is
  *   writable (struct leftover); the bufferevent no longer watches for it.
@@ -46,10 +51,21 @@
 #include <event2/http_struct.h>         /* after http.h, which it needs */
 #include <event2/keyvalq_struct.h>
 
+#include <sys/ioctl.h>
+
 #include "http_flush.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #define MAX_UNSENT (8u << 20)          /* bytes of a connection's replies the socket may owe */
+#define HOLD_BYTES (16u << 10)          /* replies held while the next requests wait unread */
+#define HOLD_SECONDS 0.002
+
+/* a connection whose replies evhttp counts as sent, not written yet */
+struct held {
+	struct bufferevent *bev;        /* a reference */
+	double since;                   /* when its first reply was held */
+};
 
 struct entry {
 	struct bufferevent *bev;
@@ -66,7 +82,7 @@ struct leftover {
 static struct {
 	struct entry *v;                /* the replies of this turn */
 	size_t n, cap;
-	struct bufferevent **held;      /* replies evhttp counts as sent, not written yet */
+	struct held *held;              /* one per connection */
 	size_t nheld, capheld;
 	struct event *ev;               /* flush_cb, at the end of the turn */
 	struct event *later;            /* later_cb, on the next turn */
@@ -148,16 +164,52 @@ static bool write_out(struct bufferevent *bev)
 	return false;
 }
 
-/* the replies held back last turn leave now (those written since find nothing to write) */
-static void later_cb(evutil_socket_t unused, short what, void *arg)
+/* hold bev's replies (taking the reference given); a connection held already keeps its time */
+static void hold(struct bufferevent *bev, double since)
 {
 	size_t i;
 
-	for (i = 0; i < f.nheld; i++) {
-		write_out(f.held[i]);
-		bufferevent_decref(f.held[i]);
+	for (i = 0; i < f.nheld; i++)
+		if (f.held[i].bev == bev) {
+			bufferevent_decref(bev);
+			return;
+		}
+	if (f.nheld == f.capheld) {
+		f.capheld = f.capheld ? f.capheld * 2 : 64;
+		f.held = xreallocarray(f.held, f.capheld, sizeof *f.held);
 	}
-	f.nheld = 0;
+	f.held[f.nheld++] = (struct held){ bev, since };
+}
+
+/* the client's next requests are in the socket already: its replies may wait for theirs */
+static bool may_wait(const struct held *h, double now)
+{
+	evutil_socket_t fd = bufferevent_getfd(h->bev);
+	int unread = 0;
+
+	return fd >= 0 && now - h->since < HOLD_SECONDS &&
+	    evbuffer_get_length(bufferevent_get_output(h->bev)) < HOLD_BYTES &&
+	    ioctl(fd, FIONREAD, &unread) == 0 && unread > 0;
+}
+
+/* the replies held back leave now, but for those whose next requests wait to be read */
+static void later_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct timeval now_tv = { 0, 0 };
+	double now = bt_monotonic();
+	size_t i, kept = 0;
+
+	for (i = 0; i < f.nheld; i++) {
+		if (may_wait(&f.held[i], now)) {
+			f.held[kept++] = f.held[i];
+			continue;
+		}
+		write_out(f.held[i].bev);
+		bufferevent_decref(f.held[i].bev);
+	}
+	f.nheld = kept;
+	if (kept > 0)
+		evtimer_add(f.later, &now_tv);
 }
 
 static void flush_cb(evutil_socket_t unused, short what, void *arg)
@@ -173,11 +225,7 @@ static void flush_cb(evutil_socket_t unused, short what, void *arg)
 		    evbuffer_get_length(bufferevent_get_input(e.bev)) > 0) {
 			/* the next request is here: evhttp takes it, the replies leave together */
 			bufferevent_trigger(e.bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
-			if (f.nheld == f.capheld) {
-				f.capheld = f.capheld ? f.capheld * 2 : 64;
-				f.held = xreallocarray(f.held, f.capheld, sizeof *f.held);
-			}
-			f.held[f.nheld++] = e.bev;      /* the entry's reference goes with it */
+			hold(e.bev, bt_monotonic());    /* the entry's reference goes with it */
 			continue;
 		}
 		if (write_out(e.bev)) {
@@ -235,7 +283,7 @@ void bt_http_flush_release(void)
 	while (f.n > 0)
 		bufferevent_decref(f.v[--f.n].bev);
 	while (f.nheld > 0)
-		bufferevent_decref(f.held[--f.nheld]);
+		bufferevent_decref(f.held[--f.nheld].bev);
 	while (f.leftovers != NULL)
 		leftover_end(f.leftovers);
 	free(f.v);

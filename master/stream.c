@@ -31,7 +31,6 @@
 #include "master.h"
 
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,12 +75,12 @@ static void stream_end(struct master_stream *st);
 static void watch(struct master_stream *st, bool writing);
 
 /*
- * The first record a stream gets in a loop turn is written at once (no
- * buffer to allocate: a ping, a single update), and the stream joins
- * `dirty`; the records that follow in the same turn are buffered and,
- * once the turn's other callbacks have run, written with one writev --
- * the ten launches and acknowledgements an agent gets from one ACCEPT
- * leave in two writes, not twenty.
+ * Records are buffered and the stream joins `dirty`; once the turn's
+ * other callbacks have run, each dirty stream is written with one write --
+ * the ten launches an agent gets from one ACCEPT, or the acknowledgements
+ * of its ten updates, leave in one write, not ten. On loopback a write
+ * costs the sender the receiver's TCP processing too, so the writes, not
+ * the bytes, are what a busy master pays for.
  */
 static TAILQ_HEAD(, master_stream) dirty = TAILQ_HEAD_INITIALIZER(dirty);
 static struct event *flush_ev;
@@ -328,10 +327,8 @@ struct master_stream *master_stream_take(struct event_base *base, struct evhttp_
 int master_stream_send(struct master_stream *st, const void *rec, size_t len)
 {
 	char pre[48], size[24];
-	int npre, nsize = 0, niov = 0;
+	int npre, nsize = 0;
 	size_t total, queued;
-	struct iovec iov[4];
-	ssize_t w = 0;
 
 	if (st->in_closed_cb)
 		return -1;
@@ -351,33 +348,14 @@ int master_stream_send(struct master_stream *st, const void *rec, size_t len)
 		stream_end(st);
 		return -1;
 	}
-	if (st->chunked)
-		iov[niov++] = (struct iovec){ size, (size_t)nsize };
-	iov[niov++] = (struct iovec){ pre, (size_t)npre };
-	iov[niov++] = (struct iovec){ (void *)rec, len };
-	if (st->chunked)
-		iov[niov++] = (struct iovec){ "\r\n", 2 };
-	if (st->fd >= 0 && st->out == NULL && !st->dirty && !st->writing) {
-		/* the first record of the turn: at once */
-		w = writev(st->fd, iov, niov);
-		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			st->broken = true;
-			event_active(&st->ev, EV_WRITE, 0);
-			return 0;
-		}
-		if (w < 0)
-			w = 0;
-		mark_dirty(st);
-		if ((size_t)w == total)
-			return 0;
-	}
 	if (st->out == NULL)
 		st->out = evbuffer_new();
-	for (int i = 0; i < niov; i++) {
-		size_t skip = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
-		evbuffer_add(st->out, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
-		w -= (ssize_t)skip;
-	}
+	if (st->chunked)
+		evbuffer_add(st->out, size, (size_t)nsize);
+	evbuffer_add(st->out, pre, (size_t)npre);
+	evbuffer_add(st->out, rec, len);
+	if (st->chunked)
+		evbuffer_add(st->out, "\r\n", 2);
 	if (st->fd >= 0)
 		mark_dirty(st);
 	return 0;
