@@ -121,7 +121,7 @@ static void relay_free(struct relay *r)
 	free(r);
 }
 
-#define NFLAGS 18
+#define NFLAGS 19
 #define RELAY_HEAP_KEEP (32 << 20)
 #define CALL_CONNECTIONS 32      /* pipelined connections for calls to the master */
 
@@ -151,6 +151,9 @@ static void flag_table(struct bt_flag *f, struct relay_config *c)
 		    "highest service port" },
 		{ "decline_offer_duration", BT_FLAG_STRING, &c->decline_offer_duration_text, "120000",
 		    "refuse filter on declined offers (ms, or a duration such as 2mins)" },
+		{ "offer_hold_duration", BT_FLAG_STRING, &c->offer_hold_duration_text, "1000",
+		    "how long offers nothing was launched on are held for apps to come before "
+		    "they are declined (ms; 0: declined at once)" },
 		{ "reconciliation_interval", BT_FLAG_STRING, &c->reconciliation_interval_text, "600000",
 		    "period of task reconciliation, also done after every subscription (ms)" },
 		{ "kill_retry_timeout", BT_FLAG_STRING, &c->kill_retry_timeout_text, "10000",
@@ -197,6 +200,7 @@ static int finish_timeouts(struct relay_config *c, char **cause)
 		double *dst;
 	} t[] = {
 		{ "decline_offer_duration", c->decline_offer_duration_text, &c->decline_offer_duration },
+		{ "offer_hold_duration", c->offer_hold_duration_text, &c->offer_hold_duration },
 		{ "reconciliation_interval", c->reconciliation_interval_text,
 		    &c->reconciliation_interval },
 		{ "kill_retry_timeout", c->kill_retry_timeout_text, &c->kill_retry_timeout },

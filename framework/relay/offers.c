@@ -16,9 +16,10 @@
  * (container.c: counters and a small table, for /v2/queue). Host ports
  * come from the app's port slots (container.c), fixed ones exactly as
  * asked. The tasks of one offer leave in one ACCEPT built in protobuf, their
- * TaskInfos on their app's template (taskinfo.c). Offers that launch nothing are declined
- * with --decline_offer_duration; when nothing is missing relay suppresses
- * offers, and tasks.c revives them when a need appears.
+ * TaskInfos on their app's template (taskinfo.c). Offers that launch nothing are held
+ * a moment for a need to come, then declined with --decline_offer_duration
+ * (see "held" below); when nothing is missing relay suppresses offers, and
+ * tasks.c revives them when a need appears that the held ones do not meet.
  */
 #include "relay.h"
 
@@ -308,8 +309,12 @@ static void accept_offer(struct relay *r, const Mesos__V1__Offer *o, struct rela
 /*
  * Fit tasks of every app into the offer and accept it; false when nothing
  * fits. `left` offers of this event remain, this one included: an app
- * takes its share of what it misses from each.
+ * takes its share of what it misses from each, but no less than
+ * 1/SPREAD_MAX of it: spread over more agents than that, a big app would
+ * not start sooner, while each offer it takes costs an ACCEPT, a launch
+ * event to an agent and the offer itself, which the master makes again.
  */
+#define SPREAD_MAX 200
 static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a,
     size_t left)
 {
@@ -321,12 +326,14 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
 	uint64_t ports[256];
 
 	TAILQ_FOREACH(app, &r->apps, entry) {
-		int want = relay_app_want(r, app), launched = 0;
+		int want = relay_app_want(r, app), missing = want, launched = 0;
 		if (want <= 0 && app->offer_stats != NULL)
 			relay_offer_stats_reset(app);           /* the launch attempt is over */
 		if (want <= 0 || now < app->launch_not_before || !relay_launch_ready(app))
 			continue;
 		want = (int)(((size_t)want + left - 1) / left);
+		if (want < (missing + SPREAD_MAX - 1) / SPREAD_MAX)
+			want = (missing + SPREAD_MAX - 1) / SPREAD_MAX;
 		while (want > 0 && app->nports <= 256 && fits(app, a) && relay_placement_ok(r, app, o) &&
 		    pick_ports(app, a, ports)) {
 			struct relay_task *t = new_task(r, app, o, ports);
@@ -373,54 +380,154 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
  * what the slice accepted. A big event is kept that long: scheduler.c
  * unpacks one on the heap and hands it over (relay_offers_take); one
  * decoded for the moment only is copied.
+ *
+ * Offers nothing was launched on are held, not declined, for
+ * --offer_hold_duration from when they came. A need that appears meanwhile -- an app POSTed a
+ * moment after another, a task to replace -- is matched against them at
+ * once (relay_offers_rematch) instead of a REVIVE, after which the master
+ * would offer every agent again: on a big cluster ten thousand offers to
+ * make, match and decline for each app. What is held longer is declined in
+ * one call; a new subscription forgets what is held, a RESCIND drops it.
  */
 #define OFFERS_SLICE 0.005
 #define OFFERS_AT_ONCE 64               /* offers matched without a copy, at once */
+#define HOLD_CHECK 0.25                 /* seconds: the longest between looks at held offers */
 
 struct relay_offers_job {
 	TAILQ_ENTRY(relay_offers_job) entry;
 	Mesos__V1__Scheduler__Event__Offers *offers;    /* owned */
+	double *since;                  /* held offers matched again: when each came; else NULL */
 	size_t next;                    /* the first offer not matched yet */
 };
 
 static TAILQ_HEAD(, relay_offers_job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
 static struct event *jobs_ev;
 
-/* match offers[from, to); decline what fits nothing, in one call */
-static void match_range(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers,
-    size_t from, size_t *to, double until)
+struct held_offer {
+	Mesos__V1__Offer *offer;        /* owned */
+	double since;                   /* monotonic: when the master sent it */
+};
+
+static struct {
+	struct held_offer *v;
+	size_t n, cap;
+	struct event *expire_ev, *rematch_ev;
+	bool rematching;                /* a job matches what was held */
+	bool rematched;                 /* that job is done: read once by relay_offers_rematched */
+} held;
+
+/* DECLINE the offers of ids[0, n) in one call, packed at once */
+static void decline_offers(struct relay *r, Mesos__V1__OfferID **ids, size_t n)
 {
-	json_t *declines = json_array();
+	Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
+	Mesos__V1__Scheduler__Call__Decline decline = MESOS__V1__SCHEDULER__CALL__DECLINE__INIT;
+	Mesos__V1__Filters filters = MESOS__V1__FILTERS__INIT;
+
+	filters.has_refuse_seconds = true;
+	filters.refuse_seconds = relay_decline_duration(r);
+	decline.n_offer_ids = n;
+	decline.offer_ids = ids;
+	decline.filters = &filters;
+	call.has_type = true;
+	call.type = MESOS__V1__SCHEDULER__CALL__TYPE__DECLINE;
+	call.decline = &decline;
+	relay_call_pb(r, &call);
+	r->offers_declined += n;
+}
+
+/* how often held offers are looked at for expiry */
+static struct timeval check_interval(const struct relay *r)
+{
+	return bt_timeval(r->cfg.offer_hold_duration < HOLD_CHECK ? r->cfg.offer_hold_duration :
+	    HOLD_CHECK);
+}
+
+/* decline what was held --offer_hold_duration */
+static void expire_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct relay *r = arg;
+	Mesos__V1__OfferID **ids = xcalloc(held.n + 1, sizeof *ids);
+	Mesos__V1__Offer **gone = xcalloc(held.n + 1, sizeof *gone);
+	double now = bt_monotonic();
+	size_t i, kept = 0, n = 0;
+	struct timeval tv = check_interval(r);
+
+	for (i = 0; i < held.n; i++) {
+		if (now - held.v[i].since < r->cfg.offer_hold_duration) {
+			held.v[kept++] = held.v[i];
+			continue;
+		}
+		gone[n] = held.v[i].offer;
+		ids[n++] = held.v[i].offer->id;
+	}
+	held.n = kept;
+	if (n > 0)
+		decline_offers(r, ids, n);
+	for (i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(&gone[i]->base, NULL);
+	free(gone);
+	free(ids);
+	if (held.n > 0)
+		evtimer_add(held.expire_ev, &tv);
+}
+
+/* keep o (owned) until a need comes or --offer_hold_duration after since */
+static void hold(struct relay *r, Mesos__V1__Offer *o, double since)
+{
+	struct timeval tv = check_interval(r);
+
+	if (held.n == held.cap) {
+		held.cap = held.cap ? held.cap * 2 : 64;
+		held.v = xreallocarray(held.v, held.cap, sizeof *held.v);
+	}
+	held.v[held.n++] = (struct held_offer){ o, since };
+	if (held.expire_ev == NULL)
+		held.expire_ev = evtimer_new(r->base, expire_cb, r);
+	if (!evtimer_pending(held.expire_ev, NULL))
+		evtimer_add(held.expire_ev, &tv);
+}
+
+/*
+ * Match offers[from, to); hold what fits nothing. owned: the offers belong
+ * to a job, and those held are taken out of it; else they are copied.
+ * since: the offers were held before (when each came), else they are new.
+ */
+static void match_range(struct relay *r, Mesos__V1__Scheduler__Event__Offers *offers,
+    size_t from, size_t *to, double until, bool owned, const double *since)
+{
+	double now = bt_monotonic();
 	struct avail a;
 	size_t i;
 
 	for (i = from; i < *to; i++) {
-		const Mesos__V1__Offer *o = offers->offers[i];
+		Mesos__V1__Offer *o = offers->offers[i];
 
 		if (until > 0 && i > from && bt_monotonic() >= until)
 			break;
-		r->offers_seen++;
-		relay_placement_note_offer(o);
+		if (since == NULL) {
+			r->offers_seen++;
+			relay_placement_note_offer(o);
+		}
 		offer_avail(r, o, &a);
 		if (!match_offer(r, o, &a, offers->n_offers - i)) {
-			json_array_append_new(declines, json_pack("{s:s}", "value", o->id->value));
-			r->offers_declined++;
+			if (owned) {
+				hold(r, o, since != NULL ? since[i] : now);
+				offers->offers[i] = NULL;       /* the job no longer frees it */
+			} else {
+				hold(r, (Mesos__V1__Offer *)bt_pb_copy(&o->base), now);
+			}
 		}
 		free(a.role);
 		free(a.alloc_role);
 	}
 	*to = i;
-	if (json_array_size(declines) > 0)
-		relay_call(r, json_pack("{s:s, s:{s:o, s:{s:f}}}", "type", "DECLINE", "decline",
-		    "offer_ids", declines, "filters", "refuse_seconds", relay_decline_duration(r)));
-	else
-		json_decref(declines);
 }
 
 static void job_free(struct relay_offers_job *job)
 {
 	TAILQ_REMOVE(&jobs, job, entry);
 	protobuf_c_message_free_unpacked(&job->offers->base, NULL);
+	free(job->since);
 	free(job);
 }
 
@@ -436,9 +543,14 @@ static void jobs_cb(evutil_socket_t unused, short what, void *arg)
 		return;
 	relay_batch_begin(r);
 	to = job->offers->n_offers;
-	match_range(r, job->offers, job->next, &to, bt_monotonic() + OFFERS_SLICE);
+	match_range(r, job->offers, job->next, &to, bt_monotonic() + OFFERS_SLICE, true,
+	    job->since);
 	job->next = to;
 	if (job->next == job->offers->n_offers) {
+		if (job->since != NULL) {
+			held.rematching = false;
+			held.rematched = true;
+		}
 		job_free(job);
 		relay_converge(r);
 	}
@@ -447,24 +559,26 @@ static void jobs_cb(evutil_socket_t unused, short what, void *arg)
 		evtimer_add(jobs_ev, &now);
 }
 
-/* match at once when small and nothing waits; true when done */
-static bool offers_now(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
+/* match at once when small and nothing waits; true when done (owned: as match_range) */
+static bool offers_now(struct relay *r, Mesos__V1__Scheduler__Event__Offers *offers, bool owned)
 {
 	size_t to = offers->n_offers;
 
 	if (offers->n_offers > OFFERS_AT_ONCE || !TAILQ_EMPTY(&jobs))
 		return false;
-	match_range(r, offers, 0, &to, 0);
+	match_range(r, offers, 0, &to, 0, owned, NULL);
 	relay_converge(r);
 	return true;
 }
 
 /* queue offers (owned) and match their first slice if they are first in line */
-static void offers_queue(struct relay *r, Mesos__V1__Scheduler__Event__Offers *offers)
+static void offers_queue(struct relay *r, Mesos__V1__Scheduler__Event__Offers *offers,
+    double *since)
 {
 	struct relay_offers_job *job = xcalloc(1, sizeof *job);
 
 	job->offers = offers;
+	job->since = since;
 	TAILQ_INSERT_TAIL(&jobs, job, entry);
 	if (jobs_ev == NULL)
 		jobs_ev = evtimer_new(r->base, jobs_cb, r);
@@ -474,21 +588,86 @@ static void offers_queue(struct relay *r, Mesos__V1__Scheduler__Event__Offers *o
 
 void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *offers)
 {
-	if (!offers_now(r, offers))
-		offers_queue(r, (Mesos__V1__Scheduler__Event__Offers *)bt_pb_copy(&offers->base));
+	/* decoded for the moment only: what is held or queued is copied */
+	if (!offers_now(r, (Mesos__V1__Scheduler__Event__Offers *)offers, false))
+		offers_queue(r, (Mesos__V1__Scheduler__Event__Offers *)bt_pb_copy(&offers->base),
+		    NULL);
 }
 
 void relay_offers_take(struct relay *r, Mesos__V1__Scheduler__Event *ev)
 {
 	Mesos__V1__Scheduler__Event__Offers *offers = ev->offers;
 
-	if (offers == NULL || offers_now(r, offers)) {
+	if (offers == NULL || offers_now(r, offers, true)) {
 		protobuf_c_message_free_unpacked(&ev->base, NULL);
 		return;
 	}
 	ev->offers = NULL;      /* a submessage of its own: it outlives the event */
 	protobuf_c_message_free_unpacked(&ev->base, NULL);
-	offers_queue(r, offers);
+	offers_queue(r, offers, NULL);
+}
+
+/* the held offers, matched again as one event of their own */
+static void rematch_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct relay *r = arg;
+	Mesos__V1__Scheduler__Event__Offers *offers;
+	double *since;
+	size_t i;
+
+	relay_batch_begin(r);
+	if (held.n == 0) {              /* expired meanwhile */
+		held.rematching = false;
+		held.rematched = true;
+		relay_converge(r);
+		relay_batch_end(r);
+		return;
+	}
+	offers = xmalloc(sizeof *offers);
+	mesos__v1__scheduler__event__offers__init(offers);
+	offers->n_offers = held.n;
+	offers->offers = xcalloc(held.n, sizeof *offers->offers);
+	since = xcalloc(held.n, sizeof *since);
+	for (i = 0; i < held.n; i++) {
+		offers->offers[i] = held.v[i].offer;
+		since[i] = held.v[i].since;
+	}
+	held.n = 0;
+	offers_queue(r, offers, since);
+	relay_batch_end(r);
+}
+
+bool relay_offers_rematch(struct relay *r)
+{
+	if (held.rematching)
+		return true;            /* its end converges again */
+	if (held.n == 0)
+		return false;
+	if (held.rematch_ev == NULL)
+		held.rematch_ev = event_new(r->base, -1, 0, rematch_cb, r);
+	held.rematching = true;
+	event_active(held.rematch_ev, 0, 0);
+	return true;
+}
+
+bool relay_offers_rematched(void)
+{
+	bool was = held.rematched;
+
+	held.rematched = false;
+	return was;
+}
+
+void relay_offers_rescind(struct relay *r, const char *offer_id)
+{
+	size_t i;
+
+	for (i = 0; i < held.n; i++)
+		if (strcmp(held.v[i].offer->id->value, offer_id) == 0) {
+			protobuf_c_message_free_unpacked(&held.v[i].offer->base, NULL);
+			held.v[i] = held.v[--held.n];
+			return;
+		}
 }
 
 /* the subscription is gone, and its offers with it */
@@ -500,4 +679,12 @@ void relay_offers_drop(struct relay *r)
 		event_free(jobs_ev);
 		jobs_ev = NULL;
 	}
+	while (held.n > 0)
+		protobuf_c_message_free_unpacked(&held.v[--held.n].offer->base, NULL);
+	free(held.v);
+	if (held.expire_ev != NULL)
+		event_free(held.expire_ev);
+	if (held.rematch_ev != NULL)
+		event_free(held.rematch_ev);
+	memset(&held, 0, sizeof held);
 }

@@ -125,7 +125,7 @@ static json_t *attribute_value(const Mesos__V1__Attribute *a)
 
 void relay_placement_note_offer(const Mesos__V1__Offer *o)
 {
-	json_t *vals = json_object();
+	json_t *vals = json_object(), *seen;
 	size_t i;
 
 	if (agents == NULL) {
@@ -143,12 +143,18 @@ void relay_placement_note_offer(const Mesos__V1__Offer *o)
 		if (v != NULL)
 			json_object_set_new(vals, o->attributes[i]->name, v);
 	}
-	if (!json_equal(json_object_get(agents, o->agent_id->value), vals)) {
+	if (json_equal(json_object_get(agents, o->agent_id->value), vals)) {
+		json_decref(vals);              /* the usual case: keep what is there */
+	} else {
 		free(seen_cache.field);         /* a new agent or new values: count again */
 		seen_cache.field = NULL;
+		json_object_set_new(agents, o->agent_id->value, vals);
 	}
-	json_object_set_new(agents, o->agent_id->value, vals);
-	json_object_set_new(agent_seen, o->agent_id->value, json_real(bt_monotonic()));
+	seen = json_object_get(agent_seen, o->agent_id->value);
+	if (seen != NULL)
+		json_real_set(seen, bt_monotonic());
+	else
+		json_object_set_new(agent_seen, o->agent_id->value, json_real(bt_monotonic()));
 }
 
 void relay_placement_release(void)

@@ -58,12 +58,14 @@ struct relay_config {
 	double failover_timeout;
 	int local_port_min, local_port_max;
 	double decline_offer_duration;
+	double offer_hold_duration;
 	double reconciliation_interval;
 	double kill_retry_timeout;
 	double task_launch_timeout;
 	double task_launch_confirm_timeout;
 	/* the Marathon timing flags as given: milliseconds, or a duration like "5mins" */
 	char *decline_offer_duration_text;
+	char *offer_hold_duration_text;
 	char *reconciliation_interval_text;
 	char *kill_retry_timeout_text;
 	char *task_launch_timeout_text;
@@ -333,6 +335,11 @@ void relay_offers(struct relay *r, const Mesos__V1__Scheduler__Event__Offers *of
 /* the same for an OFFERS event unpacked on the heap: takes ownership of ev */
 void relay_offers_take(struct relay *r, Mesos__V1__Scheduler__Event *ev);
 void relay_offers_drop(struct relay *r);
+/* match the offers held since earlier events; false when none are (REVIVE then) */
+bool relay_offers_rematch(struct relay *r);
+/* true once after such a match ended */
+bool relay_offers_rematched(void);
+void relay_offers_rescind(struct relay *r, const char *offer_id);
 /* the role a resource is reserved to (the last reservation), or "*" */
 const char *relay_resource_role(const Mesos__V1__Resource *res);
 /* the agent's address for tasks launched from o, or NULL; caller frees */

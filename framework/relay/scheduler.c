@@ -121,6 +121,8 @@ static void handle_event(struct relay *r, const Mesos__V1__Scheduler__Event *ev)
 		break;
 	case MESOS__V1__SCHEDULER__EVENT__TYPE__RESCIND:
 		log_debug("offer '%s' rescinded", ev->rescind ? ev->rescind->offer_id->value : "?");
+		if (ev->rescind != NULL && ev->rescind->offer_id != NULL)
+			relay_offers_rescind(r, ev->rescind->offer_id->value);
 		break;
 	case MESOS__V1__SCHEDULER__EVENT__TYPE__UPDATE:
 		if (ev->update != NULL && ev->update->status != NULL)

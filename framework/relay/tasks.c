@@ -590,10 +590,14 @@ static void revive_later(struct relay *r, double wait)
 static void revive_or_suppress(struct relay *r, bool need_now, bool need_later)
 {
 	double now = bt_monotonic();
+	bool rematched = relay_offers_rematched();
 
 	if (!r->subscribed)
 		return;
 	if (need_now && (r->revive_wanted || r->suppressed)) {
+		/* offers held from earlier events first; a REVIVE when they did not do */
+		if (!rematched && relay_offers_rematch(r))
+			return;
 		if (now - r->last_revive < REVIVE_MIN_INTERVAL) {
 			revive_later(r, REVIVE_MIN_INTERVAL - (now - r->last_revive));
 			return;

@@ -163,3 +163,70 @@ def test_relay_deploys_onto_many_simulated_agents(sim_cluster, cluster):
     # the instances are spread over the agents of the event, not piled on a few
     assert len(hosts) >= 64, sorted(hosts)
     assert all(h.startswith("sim-") for h in hosts)
+
+
+def outstanding_offers(cluster):
+    return http("GET", cluster.master_url + "/metrics/snapshot").json()["master/outstanding_offers"]
+
+
+def test_relay_holds_unused_offers_for_the_next_app(sim_cluster, cluster):
+    """Offers relay did not use are held for a moment, not declined: an app
+    POSTed meanwhile is placed from them without a REVIVE (and a new round
+    of offers for every agent); then they are declined, and another
+    framework gets those agents."""
+    sim_cluster(4)
+    # held 5 s, so that the test's own pace cannot outlast the hold
+    relay = cluster.start_relay("--offer_hold_duration=5000")
+
+    def post(app_id, n):
+        r = http("POST", relay.url + "/v2/apps",
+                 json={"id": app_id, "cmd": "sleep 1000", "instances": n, "cpus": 0.1,
+                       "mem": 16, "portDefinitions": []})
+        assert r.status_code == 201, r.text
+
+    def running(app_id, n):
+        a = http("GET", relay.url + "/v2/apps" + app_id).json()["app"]
+        return a if a["tasksRunning"] == n else None
+
+    post("/first", 1)
+    # one offer taken, the three others held by relay (outstanding at the master)
+    wait_for(lambda: outstanding_offers(cluster) >= 3, timeout=10,
+             what="relay to hold the offers it did not use")
+    revives = relay.log().count("reviving offers")
+    post("/second", 2)
+    wait_for(lambda: running("/first", 1) and running("/second", 2), timeout=20,
+             what="both apps RUNNING")
+    assert relay.log().count("reviving offers") == revives, "the second app needed a REVIVE"
+    second = http("GET", relay.url + "/v2/apps/second/tasks").json()["tasks"]
+    assert len({t["host"] for t in second}) == 2      # its share of each held offer
+
+    # the rest is declined once held: the master has nothing outstanding
+    wait_for(lambda: outstanding_offers(cluster) == 0, timeout=15,
+             what="relay to decline what it held")
+    c = SchedulerClient(cluster.master_url)
+    try:
+        c.subscribe(name="other")
+        offers = c.wait_offers(timeout=10)
+        assert offers and all(o["hostname"].startswith("sim-") for o in offers)
+    finally:
+        c.close()
+
+
+def test_relay_offer_hold_zero_declines_at_once(sim_cluster, cluster):
+    """--offer_hold_duration=0: unused offers are declined at once, as Marathon
+    does, and the next app needs a REVIVE."""
+    sim_cluster(4)
+    relay = cluster.start_relay("--offer_hold_duration=0")
+    revives = []
+    for app_id in ("/first", "/second"):
+        revives.append(relay.log().count("reviving offers"))
+        r = http("POST", relay.url + "/v2/apps",
+                 json={"id": app_id, "cmd": "sleep 1000", "instances": 1, "cpus": 0.1,
+                       "mem": 16, "portDefinitions": []})
+        assert r.status_code == 201, r.text
+        wait_for(lambda: http("GET", relay.url + "/v2/apps" + app_id).json()["app"]
+                 ["tasksRunning"] == 1, timeout=20, what=f"{app_id} RUNNING")
+        wait_for(lambda: outstanding_offers(cluster) == 0, timeout=10,
+                 what="relay to decline what it did not use")
+    # nothing was held for the second app: it took a REVIVE
+    assert relay.log().count("reviving offers") > revives[1]
