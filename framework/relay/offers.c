@@ -382,12 +382,13 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
  * decoded for the moment only is copied.
  *
  * Offers nothing was launched on are held, not declined, for
- * --offer_hold_duration from when they came. A need that appears meanwhile -- an app POSTed a
- * moment after another, a task to replace -- is matched against them at
- * once (relay_offers_rematch) instead of a REVIVE, after which the master
- * would offer every agent again: on a big cluster ten thousand offers to
- * make, match and decline for each app. What is held longer is declined in
- * one call; a new subscription forgets what is held, a RESCIND drops it.
+ * --offer_hold_duration from when they came. A need that appears
+ * meanwhile -- an app POSTed a moment after another, a task to replace --
+ * is matched against them at once (relay_offers_rematch) instead of a
+ * REVIVE, after which the master would offer every agent again: on a big
+ * cluster ten thousand offers to make, match and decline for each app.
+ * What is held longer is declined in one call; a new subscription forgets
+ * what is held, a RESCIND drops it.
  */
 #define OFFERS_SLICE 0.005
 #define OFFERS_AT_ONCE 64               /* offers matched without a copy, at once */
