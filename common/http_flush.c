@@ -38,6 +38,8 @@
  * Each entry holds a reference on its bufferevent, so a connection evhttp
  * frees meanwhile keeps its socket until the entry is done with it.
  */
+#include <sys/ioctl.h>
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -50,8 +52,6 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>         /* after http.h, which it needs */
 #include <event2/keyvalq_struct.h>
-
-#include <sys/ioctl.h>
 
 #include "http_flush.h"
 #include "util.h"
@@ -195,7 +195,7 @@ static bool may_wait(const struct held *h, double now)
 /* the replies held back leave now, but for those whose next requests wait to be read */
 static void later_cb(evutil_socket_t unused, short what, void *arg)
 {
-	struct timeval now_tv = { 0, 0 };
+	struct timeval next_turn = { 0, 0 };
 	double now = bt_monotonic();
 	size_t i, kept = 0;
 
@@ -209,12 +209,13 @@ static void later_cb(evutil_socket_t unused, short what, void *arg)
 	}
 	f.nheld = kept;
 	if (kept > 0)
-		evtimer_add(f.later, &now_tv);
+		evtimer_add(f.later, &next_turn);
 }
 
 static void flush_cb(evutil_socket_t unused, short what, void *arg)
 {
-	struct timeval now = { 0, 0 };
+	struct timeval next_turn = { 0, 0 };
+	double now = bt_monotonic();
 	struct entry e;
 	size_t i;
 
@@ -225,7 +226,7 @@ static void flush_cb(evutil_socket_t unused, short what, void *arg)
 		    evbuffer_get_length(bufferevent_get_input(e.bev)) > 0) {
 			/* the next request is here: evhttp takes it, the replies leave together */
 			bufferevent_trigger(e.bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
-			hold(e.bev, bt_monotonic());    /* the entry's reference goes with it */
+			hold(e.bev, now);               /* the entry's reference goes with it */
 			continue;
 		}
 		if (write_out(e.bev)) {
@@ -240,7 +241,7 @@ static void flush_cb(evutil_socket_t unused, short what, void *arg)
 	}
 	f.n = 0;
 	if (f.nheld > 0 && !evtimer_pending(f.later, NULL))
-		evtimer_add(f.later, &now);
+		evtimer_add(f.later, &next_turn);
 }
 
 /* evhttp leaves the connection open after this reply (its own test, conservatively) */

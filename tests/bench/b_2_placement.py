@@ -181,11 +181,6 @@ def place(ctx, nagents, napps, inst, cap, sim_flags, pace=None):
             m["run_lat"].append((started - staged) * 1000.0)
         m["last"] = started if m["last"] is None or started > m["last"] else m["last"]
     m["nrun"] = len(m["lat"])
-    if os.environ.get("BUTTE_BENCH_PLACEMENT_DUMP"):
-        with open(os.environ["BUTTE_BENCH_PLACEMENT_DUMP"], "w") as f:
-            for t in tasks:
-                f.write("%s %s %s %s\n" % (t.get("appId"), t.get("version"), t.get("stagedAt"),
-                                           t.get("startedAt")))
     m["complete"] = m["nrun"] >= total and seen_all is not None
     if m["nrun"] > 0:
         m["stamped"] = max(m["last"] - first_post, 1e-6)
