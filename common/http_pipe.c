@@ -579,12 +579,48 @@ void bt_http_pipe_free(struct bt_http_pipe *p)
 	free(p);
 }
 
+/* bodies this large are handed to the output buffer, not copied (ACCEPTs of many tasks) */
+#define REFERENCE_MIN 4096
+
 static void body_free_cb(const void *data, size_t len, void *arg)
 {
 	free(arg);
 }
 
 /* queue a request on the least busy connection; body is copied, or taken when take */
+/*
+ * The request line and headers, in one piece: written with the body into
+ * the tail of the output buffer, a run of small calls shares its chunks
+ * instead of allocating a few for each.
+ */
+static void head_add(struct evbuffer *out, const struct bt_http_pipe *p,
+    const char *const *headers, size_t len)
+{
+	char head[512];
+	const char *const *h;
+	size_t n;
+	int k;
+
+	k = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
+	    p->path, p->authority, len);
+	n = k > 0 ? (size_t)k : sizeof head;
+	for (h = headers; h != NULL && *h != NULL && n < sizeof head; h++) {
+		k = snprintf(head + n, sizeof head - n, "%s\r\n", *h);
+		n += k > 0 ? (size_t)k : sizeof head;
+	}
+	if (n + 2 <= sizeof head) {
+		memcpy(head + n, "\r\n", 2);
+		evbuffer_add(out, head, n + 2);
+		return;
+	}
+	/* unusually long: piece by piece */
+	evbuffer_add_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
+	    p->path, p->authority, len);
+	for (h = headers; h != NULL && *h != NULL; h++)
+		evbuffer_add_printf(out, "%s\r\n", *h);
+	evbuffer_add(out, "\r\n", 2);
+}
+
 static void enqueue(struct bt_http_pipe *p, const char *const *headers, const void *body,
     size_t len, bool take, bt_http_pipe_done_cb cb, void *arg)
 {
@@ -610,15 +646,12 @@ static void enqueue(struct bt_http_pipe *p, const char *const *headers, const vo
 		return;         /* q has ended already, through conn_close() */
 	}
 	out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
-	    p->path, p->authority, len);
-	for (; headers != NULL && *headers != NULL; headers++)
-		evbuffer_add_printf(out, "%s\r\n", *headers);
-	evbuffer_add(out, "\r\n", 2);
-	if (!take)
+	head_add(out, p, headers, len);
+	if (!take || len < REFERENCE_MIN) {
 		evbuffer_add(out, body, len);
-	else if (len == 0 || evbuffer_add_reference(out, body, len, body_free_cb,
-	    (void *)body) != 0) {
+		if (take)
+			free((void *)body);
+	} else if (evbuffer_add_reference(out, body, len, body_free_cb, (void *)body) != 0) {
 		evbuffer_add(out, body, len);
 		free((void *)body);
 	}

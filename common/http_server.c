@@ -69,6 +69,8 @@ struct bt_http_server {
 	size_t nroutes;
 	bt_http_handler_cb fallback;
 	void *fallback_arg;
+	bt_http_admit_cb admit;         /* may hold a request back (bt_http_server_admit) */
+	void *admit_arg;
 	struct event *accept_pause;     /* re-enables accepting after running out of descriptors */
 	double emfile_logged;           /* monotonic time of the last such warning */
 	struct bt_http_server *next;    /* in `servers` */
@@ -247,9 +249,9 @@ void bt_http_set_gate(const struct bt_http_gate *g)
 		memset(&gate, 0, sizeof gate);
 }
 
-static void request_cb(struct evhttp_request *req, void *arg)
+/* parse the URI and call the route's handler, unless admission holds the request back */
+static void handle(struct bt_http_server *s, struct evhttp_request *req, bool admit)
 {
-	struct bt_http_server *s = arg;
 	const char *uri = evhttp_request_get_uri(req);
 	struct evkeyvalq query;
 	const struct route *r;
@@ -263,6 +265,8 @@ static void request_cb(struct evhttp_request *req, void *arg)
 		bt_http_error(req, 400, "malformed request uri '%s'", uri);
 		goto out;
 	}
+	if (admit && s->admit != NULL && !s->admit(req, path, s->admit_arg))
+		goto out;
 	if ((r = route_find(s, path)) != NULL)
 		r->cb(req, path, &query, r->arg);
 	else if (s->fallback != NULL)
@@ -273,6 +277,22 @@ out:
 	evhttp_clear_headers(&query);
 	free(path);
 	in_handler = false;
+}
+
+static void request_cb(struct evhttp_request *req, void *arg)
+{
+	handle(arg, req, true);
+}
+
+void bt_http_server_admit(struct bt_http_server *s, bt_http_admit_cb cb, void *arg)
+{
+	s->admit = cb;
+	s->admit_arg = arg;
+}
+
+void bt_http_server_dispatch(struct bt_http_server *s, struct evhttp_request *req)
+{
+	handle(s, req, false);
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)

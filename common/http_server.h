@@ -45,6 +45,16 @@ void bt_http_server_route(struct bt_http_server *s, const char *path, int mode,
 void bt_http_server_fallback(struct bt_http_server *s, bt_http_handler_cb cb, void *arg);
 
 /*
+ * Requests that wait. With an admission callback set, each request is
+ * shown to it (with its clean path) before its handler runs; when it returns false the request
+ * waits, unanswered, until the owner hands it to bt_http_server_dispatch().
+ * The client keeps its connection meanwhile.
+ */
+typedef bool (*bt_http_admit_cb)(struct evhttp_request *req, const char *path, void *arg);
+void bt_http_server_admit(struct bt_http_server *s, bt_http_admit_cb cb, void *arg);
+void bt_http_server_dispatch(struct bt_http_server *s, struct evhttp_request *req);
+
+/*
  * Answers that wait, e.g. until what their handler wrote is on disk. With
  * a gate set, mark() is read as each handler begins; an answer made when
  * the mark has moved since (or outside any handler) is handed to hold(),

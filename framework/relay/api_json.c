@@ -254,7 +254,7 @@ json_t *relay_json_metrics(struct relay *r)
 	TAILQ_FOREACH(t, &r->tasks, entry)
 		ntasks++;
 	return json_pack("{s:s, s:{s:{s:I}, s:{s:I}, s:{s:I}, s:{s:I}},"
-	    " s:{s:{s:I}, s:{s:I}, s:{s:f}, s:{s:i}}, s:{}, s:{}, s:{}}",
+	    " s:{s:{s:I}, s:{s:I}, s:{s:f}, s:{s:i}, s:{s:i}, s:{s:I}}, s:{}, s:{}, s:{}}",
 	    "version", "4.0.0",
 	    "counters",
 	    "marathon.mesos.offers.incoming.counter", "count", (json_int_t)r->offers_seen,
@@ -266,5 +266,7 @@ json_t *relay_json_metrics(struct relay *r)
 	    "marathon.instances.running.gauge", "value", ntasks,
 	    "marathon.uptime.gauge", "value", bt_now() - r->started_at,
 	    "marathon.leadership.elected.gauge", "value", r->subscribed ? 1 : 0,
+	    "relay.instances.launch-backlog.gauge", "value", relay_launch_backlog(r),
+	    "relay.http.requests-waiting.gauge", "value", (json_int_t)relay_admission_waiting(),
 	    "histograms", "meters", "timers");
 }

@@ -121,7 +121,7 @@ static void relay_free(struct relay *r)
 	free(r);
 }
 
-#define NFLAGS 19
+#define NFLAGS 21
 #define RELAY_HEAP_KEEP (32 << 20)
 #define CALL_CONNECTIONS 32      /* pipelined connections for calls to the master */
 
@@ -154,6 +154,11 @@ static void flag_table(struct bt_flag *f, struct relay_config *c)
 		{ "offer_hold_duration", BT_FLAG_STRING, &c->offer_hold_duration_text, "1000",
 		    "how long offers nothing was launched on are held for apps to come before "
 		    "they are declined (ms; 0: declined at once)" },
+		{ "launch_backlog", BT_FLAG_INT, &c->launch_backlog, "5000",
+		    "changes to apps and groups wait while this many instances are yet to be "
+		    "seen RUNNING (0: they never wait)" },
+		{ "launch_backlog_wait", BT_FLAG_STRING, &c->launch_backlog_wait_text, "1000",
+		    "the longest a change waits for the launch backlog (ms)" },
 		{ "reconciliation_interval", BT_FLAG_STRING, &c->reconciliation_interval_text, "600000",
 		    "period of task reconciliation, also done after every subscription (ms)" },
 		{ "kill_retry_timeout", BT_FLAG_STRING, &c->kill_retry_timeout_text, "10000",
@@ -201,6 +206,7 @@ static int finish_timeouts(struct relay_config *c, char **cause)
 	} t[] = {
 		{ "decline_offer_duration", c->decline_offer_duration_text, &c->decline_offer_duration },
 		{ "offer_hold_duration", c->offer_hold_duration_text, &c->offer_hold_duration },
+		{ "launch_backlog_wait", c->launch_backlog_wait_text, &c->launch_backlog_wait },
 		{ "reconciliation_interval", c->reconciliation_interval_text,
 		    &c->reconciliation_interval },
 		{ "kill_retry_timeout", c->kill_retry_timeout_text, &c->kill_retry_timeout },
@@ -225,6 +231,11 @@ static int finish_config(struct relay_config *c, char **cause)
 		c->mesos_user = current_user();
 	if (c->hostname == NULL)
 		c->hostname = local_hostname();
+	if (c->launch_backlog < 0) {
+		*cause = xasprintf("invalid value '%d' for flag '--launch_backlog': expecting 0 "
+		    "or more instances", c->launch_backlog);
+		return -1;
+	}
 	if (c->local_port_min <= 0 || c->local_port_max > 65535 ||
 	    c->local_port_min > c->local_port_max) {
 		*cause = xasprintf("invalid service port range [%d-%d]", c->local_port_min,
@@ -274,6 +285,7 @@ static int setup(struct relay *r, char **cause)
 		return -1;
 	if (relay_api_start(r, cause) != 0)
 		return -1;
+	relay_admission_start(r);
 	r->sigint = evsignal_new(r->base, SIGINT, signal_cb, r);
 	r->sigterm = evsignal_new(r->base, SIGTERM, signal_cb, r);
 	event_add(r->sigint, NULL);
@@ -304,6 +316,7 @@ static void teardown(struct relay *r)
 	if (r->sigterm != NULL)
 		event_free(r->sigterm);
 	relay_events_release(r);        /* closes the event streams before the server goes */
+	relay_admission_stop(r);
 	if (r->http != NULL)
 		bt_http_server_free(r->http);
 	bt_http_pipe_free(r->calls);

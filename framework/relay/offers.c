@@ -308,15 +308,20 @@ static void accept_offer(struct relay *r, const Mesos__V1__Offer *o, struct rela
 
 /*
  * Fit tasks of every app into the offer and accept it; false when nothing
- * fits. `left` offers of this event remain, this one included: an app
- * takes its share of what it misses from each, but no less than
- * 1/SPREAD_MAX of it: spread over more agents than that, a big app would
- * not start sooner, while each offer it takes costs an ACCEPT, a launch
- * event to an agent and the offer itself, which the master makes again.
+ * fits; *wanted tells whether any app could launch at all. `left` offers
+ * of this event remain, this one included: an app takes its share of what
+ * it misses from each, but no less than 1/SPREAD_MAX of what it missed
+ * when the event's matching began (its quota for the match_round): spread over
+ * more agents than that, a big app would not start sooner, while each
+ * offer it takes costs an ACCEPT, a launch event to an agent and the offer
+ * itself, which the master makes again.
  */
-#define SPREAD_MAX 200
+#define SPREAD_MAX 100
+static unsigned match_round;          /* of the event being matched: apps' quotas are per match_round */
+static unsigned match_rounds;
+
 static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a,
-    size_t left)
+    size_t left, bool *wanted)
 {
 	struct relay_offer_role role = { a->role, a->alloc_role };
 	struct relay_launch **launches = NULL;
@@ -331,9 +336,14 @@ static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail
 			relay_offer_stats_reset(app);           /* the launch attempt is over */
 		if (want <= 0 || now < app->launch_not_before || !relay_launch_ready(app))
 			continue;
+		*wanted = true;
+		if (app->spread_round != match_round) {
+			app->spread_round = match_round;
+			app->spread_quota = (missing + SPREAD_MAX - 1) / SPREAD_MAX;
+		}
 		want = (int)(((size_t)want + left - 1) / left);
-		if (want < (missing + SPREAD_MAX - 1) / SPREAD_MAX)
-			want = (missing + SPREAD_MAX - 1) / SPREAD_MAX;
+		if (want < app->spread_quota)
+			want = app->spread_quota < missing ? app->spread_quota : missing;
 		while (want > 0 && app->nports <= 256 && fits(app, a) && relay_placement_ok(r, app, o) &&
 		    pick_ports(app, a, ports)) {
 			struct relay_task *t = new_task(r, app, o, ports);
@@ -399,6 +409,7 @@ struct relay_offers_job {
 	Mesos__V1__Scheduler__Event__Offers *offers;    /* owned */
 	double *since;                  /* held offers matched again: when each came; else NULL */
 	size_t next;                    /* the first offer not matched yet */
+	unsigned round;                 /* apps' spread quotas hold for the whole event */
 };
 
 static TAILQ_HEAD(, relay_offers_job) jobs = TAILQ_HEAD_INITIALIZER(jobs);
@@ -499,9 +510,11 @@ static void match_range(struct relay *r, Mesos__V1__Scheduler__Event__Offers *of
 	double now = bt_monotonic();
 	struct avail a;
 	size_t i;
+	bool wanted = true;
 
 	for (i = from; i < *to; i++) {
 		Mesos__V1__Offer *o = offers->offers[i];
+		bool used = false;
 
 		if (until > 0 && i > from && bt_monotonic() >= until)
 			break;
@@ -509,17 +522,21 @@ static void match_range(struct relay *r, Mesos__V1__Scheduler__Event__Offers *of
 			r->offers_seen++;
 			relay_placement_note_offer(o);
 		}
-		offer_avail(r, o, &a);
-		if (!match_offer(r, o, &a, offers->n_offers - i)) {
-			if (owned) {
-				hold(r, o, since != NULL ? since[i] : now);
-				offers->offers[i] = NULL;       /* the job no longer frees it */
-			} else {
-				hold(r, (Mesos__V1__Offer *)bt_pb_copy(&o->base), now);
-			}
+		if (wanted) {           /* once no app can launch, the rest is only held */
+			wanted = false;
+			offer_avail(r, o, &a);
+			used = match_offer(r, o, &a, offers->n_offers - i, &wanted);
+			free(a.role);
+			free(a.alloc_role);
 		}
-		free(a.role);
-		free(a.alloc_role);
+		if (used)
+			continue;
+		if (owned) {
+			hold(r, o, since != NULL ? since[i] : now);
+			offers->offers[i] = NULL;       /* the job no longer frees it */
+		} else {
+			hold(r, (Mesos__V1__Offer *)bt_pb_copy(&o->base), now);
+		}
 	}
 	*to = i;
 }
@@ -544,6 +561,7 @@ static void jobs_cb(evutil_socket_t unused, short what, void *arg)
 		return;
 	relay_batch_begin(r);
 	to = job->offers->n_offers;
+	match_round = job->round;
 	match_range(r, job->offers, job->next, &to, bt_monotonic() + OFFERS_SLICE, true,
 	    job->since);
 	job->next = to;
@@ -567,6 +585,7 @@ static bool offers_now(struct relay *r, Mesos__V1__Scheduler__Event__Offers *off
 
 	if (offers->n_offers > OFFERS_AT_ONCE || !TAILQ_EMPTY(&jobs))
 		return false;
+	match_round = ++match_rounds;
 	match_range(r, offers, 0, &to, 0, owned, NULL);
 	relay_converge(r);
 	return true;
@@ -580,6 +599,7 @@ static void offers_queue(struct relay *r, Mesos__V1__Scheduler__Event__Offers *o
 
 	job->offers = offers;
 	job->since = since;
+	job->round = ++match_rounds;
 	TAILQ_INSERT_TAIL(&jobs, job, entry);
 	if (jobs_ev == NULL)
 		jobs_ev = evtimer_new(r->base, jobs_cb, r);

@@ -59,6 +59,8 @@ struct relay_config {
 	int local_port_min, local_port_max;
 	double decline_offer_duration;
 	double offer_hold_duration;
+	int launch_backlog;             /* changes wait while this many instances are not RUNNING */
+	double launch_backlog_wait;     /* for at most this long */
 	double reconciliation_interval;
 	double kill_retry_timeout;
 	double task_launch_timeout;
@@ -66,6 +68,7 @@ struct relay_config {
 	/* the Marathon timing flags as given: milliseconds, or a duration like "5mins" */
 	char *decline_offer_duration_text;
 	char *offer_hold_duration_text;
+	char *launch_backlog_wait_text;
 	char *reconciliation_interval_text;
 	char *kill_retry_timeout_text;
 	char *task_launch_timeout_text;
@@ -112,6 +115,8 @@ struct relay_app {
 	size_t nrelaunch;
 	double since;                   /* when the app started waiting for instances */
 	int active;                     /* counting tasks of the current config (tasks.c cache) */
+	unsigned spread_round;          /* the offers event spread_quota was set for (offers.c) */
+	int spread_quota;               /* the fewest instances it takes from an offer then */
 	bool recount;                   /* its definition changed: `active` is counted again */
 	struct relay_offer_stats *offer_stats;  /* why offers went unused (container.c), or NULL */
 	/* the image's architecture an agent reported, for one config (placement.c), or NULL */
@@ -315,6 +320,7 @@ void relay_converge(struct relay *r);
 /* refuse_seconds for an offer nothing fitted into: short while an app waits */
 double relay_decline_duration(struct relay *r);
 void relay_tasks_tick(struct relay *r);
+int relay_launch_backlog(struct relay *r);
 void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
     int *healthy, int *unhealthy);
 /* after t's state, goal, health, reachability or activity changed: its group's counts follow */
@@ -499,6 +505,11 @@ void relay_state_when_durable(struct relay *r, void (*cb)(void *arg), void *arg)
  * relay_event_*() returns at once, building nothing, when no subscriber
  * wants that event type.
  */
+/* admission.c */
+void relay_admission_start(struct relay *r);
+void relay_admission_stop(struct relay *r);
+size_t relay_admission_waiting(void);          /* requests waiting now */
+
 void relay_events_init(struct relay *r);
 void relay_events_release(struct relay *r);
 void relay_events_cb(struct evhttp_request *req, const char *path, const struct evkeyvalq *q,

@@ -398,6 +398,28 @@ int relay_app_want(struct relay *r, struct relay_app *app)
 	return want;
 }
 
+/*
+ * Instances relay has yet to see RUNNING: missing ones it may launch now
+ * and launched ones still staging or starting. What an app may not launch
+ * yet (a backoff, a deployment step not reached) does not count.
+ */
+int relay_launch_backlog(struct relay *r)
+{
+	struct relay_app *app;
+	const struct relay_group *g;
+	double now = bt_now();
+	int n = 0, want;
+
+	TAILQ_FOREACH(app, &r->apps, entry) {
+		want = relay_app_want(r, app);
+		if (want > 0 && now >= app->launch_not_before)
+			n += want;
+		if ((g = relay_group_find(r, app->id)) != NULL)
+			n += g->staged;
+	}
+	return n;
+}
+
 void relay_app_counts(struct relay *r, const struct relay_app *app, int *staged, int *running,
     int *healthy, int *unhealthy)
 {

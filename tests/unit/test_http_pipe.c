@@ -806,6 +806,44 @@ static void test_post_take(void **state)
 	results_free(r, 2);
 }
 
+/*
+ * Small and large bodies, copied or handed over, between calls with a
+ * head too long to be made in one piece: each arrives whole and in order.
+ */
+static void test_body_sizes(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 6 };
+	struct result r[N] = { 0 };
+	size_t sizes[N] = { 10, 5000, 4095, 4096, 1, 70000 };
+	char url[160], header[700], *bodies[N];
+	const char *long_head[] = { header, NULL }, *const *heads;
+
+	memset(header, 'h', sizeof header - 1);
+	memcpy(header, "X-Long: ", 8);
+	header[sizeof header - 1] = '\0';
+	snprintf(url, sizeof url, "%s/echo", f->url);
+	pipe_to(f, url, 1, 5);
+	for (int i = 0; i < N; i++) {
+		bodies[i] = xmalloc(sizes[i] + 1);
+		for (size_t k = 0; k < sizes[i]; k++)
+			bodies[i][k] = (char)('a' + (k + (size_t)i) % 26);
+		bodies[i][sizes[i]] = '\0';
+		heads = i % 2 == 0 ? long_head : NULL;
+		if (i < 3)
+			bt_http_pipe_post(f->pipe, heads, bodies[i], sizes[i], done_cb, &r[i]);
+		else
+			bt_http_pipe_post_take(f->pipe, heads, xstrdup(bodies[i]), sizes[i], done_cb,
+			    &r[i]);
+	}
+	WAIT_FOR(f, all_ended(r, N), 4);
+	for (int i = 0; i < N; i++) {
+		assert_answer(&r[i], 202, bodies[i]);
+		free(bodies[i]);
+	}
+	results_free(r, N);
+}
+
 /* chunks with an extension and a trailer; Transfer-Encoding wins over Content-Length */
 static void test_chunked(void **state)
 {
@@ -1300,6 +1338,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_many_two_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_one_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post_from_callback, setup, teardown),
