@@ -65,7 +65,7 @@ static void grow(struct bt_map *m)
 		struct bt_map_entry *e = m->buckets[i], *next;
 		for (; e != NULL; e = next) {
 			next = e->next;
-			size_t j = hash(e->key) & (nb - 1);
+			size_t j = e->hash & (nb - 1);
 			e->next = b[j];
 			b[j] = e;
 		}
@@ -78,11 +78,13 @@ static void grow(struct bt_map *m)
 void *bt_map_get(const struct bt_map *m, const char *key)
 {
 	struct bt_map_entry *e;
+	uint64_t h;
 
 	if (key == NULL || m->nbuckets == 0)
 		return NULL;
-	for (e = m->buckets[hash(key) & (m->nbuckets - 1)]; e != NULL; e = e->next) {
-		if (strcmp(e->key, key) == 0)
+	h = hash(key);
+	for (e = m->buckets[h & (m->nbuckets - 1)]; e != NULL; e = e->next) {
+		if (e->hash == h && strcmp(e->key, key) == 0)
 			return e->value;
 	}
 	return NULL;
@@ -91,13 +93,14 @@ void *bt_map_get(const struct bt_map *m, const char *key)
 void bt_map_put(struct bt_map *m, const char *key, void *value)
 {
 	struct bt_map_entry *e;
+	uint64_t h = hash(key);
 	size_t i;
 
 	if (m->nbuckets == 0)
 		buckets_init(m);
-	i = hash(key) & (m->nbuckets - 1);
+	i = h & (m->nbuckets - 1);
 	for (e = m->buckets[i]; e != NULL; e = e->next) {
-		if (strcmp(e->key, key) == 0) {
+		if (e->hash == h && strcmp(e->key, key) == 0) {
 			if (m->borrow_keys)
 				e->key = (char *)key;
 			e->value = value;
@@ -107,6 +110,7 @@ void bt_map_put(struct bt_map *m, const char *key, void *value)
 	e = xmalloc(sizeof *e);
 	e->key = m->borrow_keys ? (char *)key : xstrdup(key);
 	e->value = value;
+	e->hash = h;
 	e->next = m->buckets[i];
 	m->buckets[i] = e;
 	if (++m->n > m->nbuckets)
@@ -117,12 +121,14 @@ void *bt_map_remove(struct bt_map *m, const char *key)
 {
 	struct bt_map_entry **pp, *e;
 	void *value;
+	uint64_t h;
 
 	if (key == NULL || m->nbuckets == 0)
 		return NULL;
-	for (pp = &m->buckets[hash(key) & (m->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
+	h = hash(key);
+	for (pp = &m->buckets[h & (m->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
 		e = *pp;
-		if (strcmp(e->key, key) != 0)
+		if (e->hash != h || strcmp(e->key, key) != 0)
 			continue;
 		*pp = e->next;
 		value = e->value;

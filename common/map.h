@@ -3,7 +3,8 @@
  *
  * Separate chaining with FNV-1a hashes; the bucket array doubles when the
  * table holds more entries than buckets, so lookups stay O(1) for tens of
- * thousands of agents, tasks and apps. Keys are copied; values are not owned.
+ * thousands of agents, tasks and apps. Each entry keeps its key's hash: a
+ * lookup reads only the keys whose hash matches, and growing hashes nothing. Keys are copied; values are not owned.
  */
 #ifndef BT_MAP_H
 #define BT_MAP_H
@@ -11,10 +12,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 struct bt_map_entry {
 	char *key;
 	void *value;
 	struct bt_map_entry *next;
+	uint64_t hash;                  /* of key: compared before the key, kept for growing */
 };
 
 struct bt_map {

@@ -49,6 +49,7 @@
 #include "http_server.h"
 #include "keep.h"
 #include "log.h"
+#include "util.h"
 #include "xmalloc.h"
 
 struct master_stream {
@@ -80,10 +81,17 @@ static void watch(struct master_stream *st, bool writing);
  * the ten launches an agent gets from one ACCEPT, or the acknowledgements
  * of its ten updates, leave in one write, not ten. On loopback a write
  * costs the sender the receiver's TCP processing too, so the writes, not
- * the bytes, are what a busy master pays for.
+ * the bytes, are what a busy master pays for. A busy master's turns are
+ * short (a few requests each), so the flushes are spaced at least
+ * FLUSH_SPACING apart: an agent's acknowledgements, sent by the framework
+ * over several connections and read over several turns, still leave in one
+ * write. An idle master flushes at the end of the turn, as before.
  */
+#define FLUSH_SPACING 0.001
+
 static TAILQ_HEAD(, master_stream) dirty = TAILQ_HEAD_INITIALIZER(dirty);
 static struct event *flush_ev;
+static double last_flush;       /* monotonic */
 
 static void undirty(struct master_stream *st)
 {
@@ -97,6 +105,7 @@ static void flush_dirty_cb(evutil_socket_t unused, short what, void *arg)
 {
 	struct master_stream *st;
 
+	last_flush = bt_monotonic();
 	while ((st = TAILQ_FIRST(&dirty)) != NULL) {
 		undirty(st);
 		if (flush(st) != 0) {
@@ -113,8 +122,15 @@ static void mark_dirty(struct master_stream *st)
 		return;
 	if (flush_ev == NULL)
 		flush_ev = event_new(event_get_base(&st->ev), -1, 0, flush_dirty_cb, NULL);
-	if (TAILQ_EMPTY(&dirty))
-		event_active(flush_ev, 0, 0);
+	if (TAILQ_EMPTY(&dirty)) {
+		double wait = last_flush + FLUSH_SPACING - bt_monotonic();
+		struct timeval tv = bt_timeval(wait);
+
+		if (wait > 0)
+			evtimer_add(flush_ev, &tv);
+		else
+			event_active(flush_ev, 0, 0);
+	}
 	TAILQ_INSERT_TAIL(&dirty, st, dentry);
 	st->dirty = true;
 }

@@ -49,7 +49,13 @@ CHANGED = ("What changed in this round. With the POSTs back to back relay answer
            "when the event's matching began, where it shrank with every offer taken (so a "
            "big app matched against held offers took ever fewer instances from each); and relay's small calls are "
            "copied into the connection's buffer with their head made in one piece, not a "
-           "buffer chunk or three allocated per call. The round before: relay held the offers "
+           "buffer chunk or three allocated per call. Spread over 10,000 agents instead of "
+           "packed on a hundred, the tasks cost the master one write per task again (an "
+           "agent's acknowledgements came over several of relay's connections and left in "
+           "several writes): a busy master now flushes its agent streams at most once a "
+           "millisecond (99,000 writes a run to 65,000), and its hash tables keep each key's "
+           "hash, so a lookup compares only keys whose hash matches and growing a table of "
+           "100,000 tasks hashes nothing. The round before: relay held the offers "
            "it did not use for 1 s (--offer_hold_duration) instead of declining them, and the "
            "master wrote answers to pipelining clients and agent streams once per loop turn "
            "(0.99 writes per task before, 0.34 to 0.47 after). Earlier rounds: the three "
@@ -66,9 +72,10 @@ CHANGED = ("What changed in this round. With the POSTs back to back relay answer
            "and each needs 2 to 3 s of CPU for the 100,000 tasks; relay's share is mostly "
            "SQLite (its records are written before the tasks launch), protobuf and malloc.")
 
-VARIANCE = ("On this shared two-core machine the same deployment took 4.0 to 5.3 s (18,800 to "
-            "23,400 tasks/s) over the full-scale runs made while this round's changes were "
-            "measured, so one run can land on either side of the target.")
+VARIANCE = ("On this shared two-core machine the same deployment took 3.9 to 4.1 s (24,100 to "
+            "25,000 tasks/s) in three runs side by side with the build before the last two "
+            "changes (4.2 to 5.0 s, 19,900 to 23,100 tasks/s); runs vary by a fifth, so one "
+            "run can land on either side of the target.")
 
 ANCHOR = ("Nomad 3,750/s (1M on 5,000 hosts) and ~1,500/s (2M); kube-scheduler 100-300/s; "
           "Marathon+Mesos ~35/s")
