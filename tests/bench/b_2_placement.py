@@ -270,7 +270,16 @@ def run(ctx):
                  "agent's tasks do (the issue's simulated agents report RUNNING): two "
                  "acknowledged updates per task, each through the master to relay and its "
                  "acknowledgement back. %s of %s RUNNING in relay %.2f s after the first POST; "
-                 "the POSTs took %.1f s; the agents stamped the last TASK_RUNNING at %.2f s"
+                 "the POSTs took %.1f s; the agents stamped the last TASK_RUNNING at %.2f s. "
+                 "Why the target is missed: this is twice the status traffic of the first "
+                 "figure on the same two cores. Per task the master takes four calls (two "
+                 "updates, two acknowledgements) besides its share of an ACCEPT, and sends "
+                 "four messages; sampled every 0.5 s (top), the master used 65 to 90%% of a "
+                 "core for the whole run, relay and the simulated agents 30 to 60%% each, so "
+                 "both cores were full. Most of the master's time per call goes to libevent's "
+                 "HTTP server (parsing, copies of every header, the reply's headers), malloc "
+                 "and loopback TCP writes; a leaner request path for the master's API calls "
+                 "is what would close the gap"
                  % ("{:,}".format(s["nrun"]), "{:,}".format(total), s["elapsed"], s["post_s"],
                     s["stamped"])},
         {"name": "POST to RUNNING p99, " + sscale, "value": percentile(s["lat"], 99),
