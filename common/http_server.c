@@ -18,7 +18,9 @@
  *
  * With bt_http_set_gate() an answer is built at once but evhttp may be
  * told to send it later (relay: once what its handler committed is on
- * disk); evhttp allows a request to be answered later.
+ * disk); evhttp allows a request to be answered later. With
+ * bt_http_server_admit() a request may wait before its handler runs at
+ * all (relay: its launch backlog), handed on later by the owner.
  *
  * Every reply leaves through http_flush.c: written at the end of the loop
  * turn that made it, together with the replies to the requests a client

@@ -46,9 +46,9 @@ void bt_http_server_fallback(struct bt_http_server *s, bt_http_handler_cb cb, vo
 
 /*
  * Requests that wait. With an admission callback set, each request is
- * shown to it (with its clean path) before its handler runs; when it returns false the request
- * waits, unanswered, until the owner hands it to bt_http_server_dispatch().
- * The client keeps its connection meanwhile.
+ * shown to it (with its clean path) before its handler runs; when it
+ * returns false the request waits, unanswered, until the owner hands it
+ * to bt_http_server_dispatch(). The client keeps its connection meanwhile.
  */
 typedef bool (*bt_http_admit_cb)(struct evhttp_request *req, const char *path, void *arg);
 void bt_http_server_admit(struct bt_http_server *s, bt_http_admit_cb cb, void *arg);

@@ -4,7 +4,8 @@
  * Separate chaining with FNV-1a hashes; the bucket array doubles when the
  * table holds more entries than buckets, so lookups stay O(1) for tens of
  * thousands of agents, tasks and apps. Each entry keeps its key's hash: a
- * lookup reads only the keys whose hash matches, and growing hashes nothing. Keys are copied; values are not owned.
+ * lookup reads only the keys whose hash matches, and growing hashes
+ * nothing. Keys are copied; values are not owned.
  */
 #ifndef BT_MAP_H
 #define BT_MAP_H

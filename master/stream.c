@@ -85,7 +85,7 @@ static void watch(struct master_stream *st, bool writing);
  * short (a few requests each), so the flushes are spaced at least
  * FLUSH_SPACING apart: an agent's acknowledgements, sent by the framework
  * over several connections and read over several turns, still leave in one
- * write. An idle master flushes at the end of the turn, as before.
+ * write. An idle master flushes at the end of the turn.
  */
 #define FLUSH_SPACING 0.001
 

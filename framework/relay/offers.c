@@ -311,14 +311,14 @@ static void accept_offer(struct relay *r, const Mesos__V1__Offer *o, struct rela
  * fits; *wanted tells whether any app could launch at all. `left` offers
  * of this event remain, this one included: an app takes its share of what
  * it misses from each, but no less than 1/SPREAD_MAX of what it missed
- * when the event's matching began (its quota for the match_round): spread over
+ * when the event's matching began (its quota for the event): spread over
  * more agents than that, a big app would not start sooner, while each
  * offer it takes costs an ACCEPT, a launch event to an agent and the offer
  * itself, which the master makes again.
  */
 #define SPREAD_MAX 100
-static unsigned match_round;          /* of the event being matched: apps' quotas are per match_round */
-static unsigned match_rounds;
+static unsigned match_round;    /* the event being matched: an app's quota holds for it */
+static unsigned match_rounds;   /* events matched so far */
 
 static bool match_offer(struct relay *r, const Mesos__V1__Offer *o, struct avail *a,
     size_t left, bool *wanted)
