@@ -596,29 +596,22 @@ static void body_free_cb(const void *data, size_t len, void *arg)
 static void head_add(struct evbuffer *out, const struct bt_http_pipe *p,
     const char *const *headers, size_t len)
 {
-	char head[512];
+	char stack[512], *head = stack;
 	const char *const *h;
-	size_t n;
-	int k;
+	size_t need = strlen(p->path) + strlen(p->authority) + 80, n;
 
-	k = snprintf(head, sizeof head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
-	    p->path, p->authority, len);
-	n = k > 0 ? (size_t)k : sizeof head;
-	for (h = headers; h != NULL && *h != NULL && n < sizeof head; h++) {
-		k = snprintf(head + n, sizeof head - n, "%s\r\n", *h);
-		n += k > 0 ? (size_t)k : sizeof head;
-	}
-	if (n + 2 <= sizeof head) {
-		memcpy(head + n, "\r\n", 2);
-		evbuffer_add(out, head, n + 2);
-		return;
-	}
-	/* unusually long: piece by piece */
-	evbuffer_add_printf(out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
+	for (h = headers; h != NULL && *h != NULL; h++)
+		need += strlen(*h) + 2;
+	if (need > sizeof stack)
+		head = xmalloc(need);
+	n = (size_t)snprintf(head, need, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n",
 	    p->path, p->authority, len);
 	for (h = headers; h != NULL && *h != NULL; h++)
-		evbuffer_add_printf(out, "%s\r\n", *h);
-	evbuffer_add(out, "\r\n", 2);
+		n += (size_t)snprintf(head + n, need - n, "%s\r\n", *h);
+	memcpy(head + n, "\r\n", 2);
+	evbuffer_add(out, head, n + 2);
+	if (head != stack)
+		free(head);
 }
 
 static void enqueue(struct bt_http_pipe *p, const char *const *headers, const void *body,

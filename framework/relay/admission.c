@@ -33,8 +33,8 @@ struct waiting {
 };
 
 static struct {
-	struct waiting *v;
-	size_t head, n, cap;    /* v[head .. head + n) wait, oldest first */
+	struct waiting *v;      /* oldest first; a handful at most, one per client connection */
+	size_t n, cap;
 	struct event *timer;
 } queue;
 
@@ -56,11 +56,6 @@ static bool is_change(struct evhttp_request *req, const char *path)
 	return false;
 }
 
-static bool backlog_full(struct relay *r)
-{
-	return relay_launch_backlog(r) >= r->cfg.launch_backlog;
-}
-
 static void check_later(void)
 {
 	struct timeval tv = bt_timeval(CHECK_INTERVAL);
@@ -69,55 +64,39 @@ static void check_later(void)
 }
 
 /* let waiting requests go on: the oldest, when the backlog allows or its wait is over */
-static void check_cb(evutil_socket_t fd, short what, void *arg)
+static void check_cb(evutil_socket_t unused, short what, void *arg)
 {
 	struct relay *r = arg;
-	struct waiting w;
+	struct evhttp_request *req;
 
-	(void)fd;
-	(void)what;
 	while (queue.n > 0) {
-		w = queue.v[queue.head];
-		if (bt_monotonic() - w.since < r->cfg.launch_backlog_wait && backlog_full(r))
+		if (bt_monotonic() - queue.v[0].since < r->cfg.launch_backlog_wait &&
+		    relay_launch_backlog(r) >= r->cfg.launch_backlog)
 			break;
-		queue.head = (queue.head + 1) % queue.cap;
-		queue.n--;
-		bt_http_server_dispatch(r->http, w.req);
+		req = queue.v[0].req;
+		memmove(queue.v, queue.v + 1, --queue.n * sizeof *queue.v);
+		bt_http_server_dispatch(r->http, req);
 	}
 	if (queue.n > 0)
 		check_later();
 }
 
-static void push(struct evhttp_request *req)
-{
-	size_t i, cap;
-	struct waiting *v;
-
-	if (queue.n == queue.cap) {
-		cap = queue.cap > 0 ? queue.cap * 2 : 16;
-		v = xreallocarray(NULL, cap, sizeof *v);
-		for (i = 0; i < queue.n; i++)
-			v[i] = queue.v[(queue.head + i) % queue.cap];
-		free(queue.v);
-		queue.v = v;
-		queue.cap = cap;
-		queue.head = 0;
-	}
-	queue.v[(queue.head + queue.n) % queue.cap] = (struct waiting){ req, bt_monotonic() };
-	queue.n++;
-}
-
 static bool admit_cb(struct evhttp_request *req, const char *path, void *arg)
 {
 	struct relay *r = arg;
+	int backlog;
 
 	if (!is_change(req, path))
 		return true;
-	if (queue.n == 0 && !backlog_full(r))
+	backlog = relay_launch_backlog(r);
+	if (queue.n == 0 && backlog < r->cfg.launch_backlog)
 		return true;
-	log_debug("%s %s waits: %d instances not yet RUNNING", bt_http_method(req), path,
-	    relay_launch_backlog(r));
-	push(req);
+	log_debug("%s %s waits: %d instances not yet RUNNING", bt_http_method(req), path, backlog);
+	if (queue.n == queue.cap) {
+		queue.cap = queue.cap ? queue.cap * 2 : 16;
+		queue.v = xreallocarray(queue.v, queue.cap, sizeof *queue.v);
+	}
+	queue.v[queue.n++] = (struct waiting){ req, bt_monotonic() };
 	if (queue.n == 1)
 		check_later();
 	return false;
@@ -139,7 +118,6 @@ void relay_admission_start(struct relay *r)
 /* before the server goes: the waiting requests are freed with their connections */
 void relay_admission_stop(struct relay *r)
 {
-	(void)r;
 	if (queue.timer != NULL)
 		event_free(queue.timer);
 	free(queue.v);
